@@ -1,0 +1,5 @@
+"""The makeit3d BFF web application."""
+
+from .app import create_app
+
+__all__ = ["create_app"]

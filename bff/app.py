@@ -1,0 +1,71 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .http_errors import BffApi, register_error_handlers
+from .logs import configure_logging, new_request_id, set_request_id
+from .routes import generate, health, styles, tasks
+from .services import Services
+from .settings import Settings
+
+API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos into 3D models
+(Tripo) and 2D concept images (OpenAI).
+
+Every generation endpoint answers `202 Accepted` with a `task_id` and a `status_url`;
+poll the status until it is `completed` or `failed`. Errors always have the shape
+`{"code", "status", "message", "errors"?}`; each response carries an `X-Request-ID`.
+"""
+
+_SWAGGER_ASSETS = "/docs/assets/"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.bff_log_level, settings.secrets())
+    app = Flask(__name__)
+    app.config.update(_openapi_config())
+    app.extensions["bff"] = Services.build(settings)
+    # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    api = BffApi(app)
+    for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
+        api.register_blueprint(blueprint)
+    register_error_handlers(app)
+    _register_request_ids(app)
+    app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
+    return app
+
+
+def _openapi_config() -> dict:
+    return {
+        "API_TITLE": "makeit3d BFF",
+        "API_VERSION": "1.0",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        # Served by the app itself so the docs work with no internet.
+        "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
+        "API_SPEC_OPTIONS": {"info": {"description": API_DESCRIPTION}},
+    }
+
+
+def _swagger_asset(filename: str):
+    return send_from_directory(swagger_ui_path, filename)
+
+
+def _register_request_ids(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        g.request_id = new_request_id(request.headers.get("X-Request-ID"))
+        set_request_id(g.request_id)
+
+    @app.after_request
+    def return_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id") or ""
+        return response

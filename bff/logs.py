@@ -1,0 +1,90 @@
+"""Structured logging: one JSON object a line, carrying the request id and task id.
+
+The request id is set per HTTP request (and returned as ``X-Request-ID``); the worker
+sets the same id from the task record, so one id follows a task from the POST into the
+worker's lines. Every line is scrubbed of the configured secrets before it is written,
+so a provider key cannot reach a log even through an exception message.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import secrets
+import sys
+import time
+from contextlib import contextmanager
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+REDACTED = "[redacted]"
+
+
+def new_request_id(incoming: str | None = None) -> str:
+    """Keep a caller's id when it is safe to echo and log; otherwise make one."""
+    if incoming and _SAFE_REQUEST_ID.match(incoming):
+        return incoming
+    return secrets.token_hex(12)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def set_request_id(request_id: str | None) -> None:
+    _request_id.set(request_id)
+
+
+@contextmanager
+def task_context(task_id: str, request_id: str | None):
+    """Tag log lines written inside the block with a task and its request id."""
+    task_token, request_token = _task_id.set(task_id), _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _task_id.reset(task_token)
+        _request_id.reset(request_token)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, secrets_to_hide: tuple[str, ...] = ()):
+        super().__init__()
+        self._secrets = tuple(s for s in secrets_to_hide if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": _request_id.get(),
+            "task_id": _task_id.get(),
+        }
+        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return self._scrub(json.dumps({k: v for k, v in line.items() if v is not None}, default=str))
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def configure_logging(level: str, secrets_to_hide: tuple[str, ...] = ()) -> None:
+    """Send every logger (ours, Flask's, Dramatiq's, gunicorn's) through one JSON handler."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(secrets_to_hide))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("gunicorn.error", "dramatiq"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # urllib3 logs full URLs at DEBUG; signed provider URLs are credentials while they live.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -1,0 +1,30 @@
+"""GET /healthz and /readyz, for the platform's health checks."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint, abort
+
+from ..redis_client import REDIS_UNAVAILABLE_ERRORS
+from ..schemas import HealthResponse, ReadinessResponse
+from ..services import services
+
+blp = Blueprint("health", __name__, description="Liveness and readiness.")
+
+
+@blp.route("/healthz")
+@blp.response(200, HealthResponse)
+def healthz():
+    """Liveness: the process is up"""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+@blp.response(200, ReadinessResponse)
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def readyz():
+    """Readiness: Redis is reachable"""
+    try:
+        services().redis.ping()
+    except REDIS_UNAVAILABLE_ERRORS:
+        abort(503, message="Not ready: Redis is unreachable.")
+    return {"status": "ready", "redis": "ok"}

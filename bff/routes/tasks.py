@@ -1,0 +1,81 @@
+"""GET /tasks/{task_id}/...: a task's status and its results, served from Redis."""
+
+from __future__ import annotations
+
+from flask import redirect
+from flask_smorest import Blueprint, abort
+
+from ..output_links import MODEL, PREVIEW, fresh_output_url
+from ..schemas import StatusQuery, TaskStatusResponse
+from ..services import services
+from ..task import COMPLETED, Task
+from ..task_view import status_body
+
+blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Follow a task and fetch its results.")
+
+_REDIRECT = {"description": "Redirect to the file at the provider (a short-lived signed URL)."}
+_RETRY_AFTER_SECONDS = 5
+
+
+def _task_or_404(task_id: str, service: str | None = None) -> Task:
+    task = services().store.get(task_id)
+    if task is None or (service is not None and task.service != service):
+        abort(404, message=f"No {service or ''} task with id {task_id!r}.".replace("  ", " "))
+    return task
+
+
+@blp.route("/<task_id>/status")
+@blp.arguments(StatusQuery, location="query", as_kwargs=True)
+@blp.response(200, TaskStatusResponse)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+def task_status(task_id: str, service: str):
+    """Task status
+
+    Served from the BFF's own snapshot, refreshed every few seconds by the workers.
+    Poll it every 2..5 s until `status` is `completed` or `failed`.
+    """
+    return status_body(_task_or_404(task_id, service))
+
+
+def _redirect_to_output(task_id: str, which: str):
+    task = _task_or_404(task_id)
+    if task.status != COMPLETED:
+        abort(409, message=f"The task is {task.status}; its result exists once it is completed.")
+    if which == MODEL and "model_format" not in task.outputs or which == PREVIEW and not task.outputs.get("preview"):
+        abort(404, message=f"This task has no {which}.")
+    url = fresh_output_url(task, which)
+    if url is None:
+        abort(
+            503,
+            message="Could not get a fresh link from the provider in time; retry shortly.",
+            headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+        )
+    return redirect(url, code=302)
+
+
+@blp.route("/<task_id>/result")
+@blp.alt_response(302, description=_REDIRECT["description"], success=True)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def task_result(task_id: str):
+    """Download the model
+
+    Redirects (302) to the model file (GLB) of a completed task. The link in the status
+    body stays valid; the URL it redirects to lives only minutes, so follow it at once.
+    """
+    return _redirect_to_output(task_id, MODEL)
+
+
+@blp.route("/<task_id>/preview")
+@blp.alt_response(302, description=_REDIRECT["description"], success=True)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def task_preview(task_id: str):
+    """Download the preview image
+
+    Redirects (302) to a preview render (PNG) of a completed model task.
+    """
+    return _redirect_to_output(task_id, PREVIEW)

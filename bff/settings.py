@@ -1,0 +1,141 @@
+"""Settings: every environment variable the BFF reads, parsed once into one object.
+
+Each setting is declared once in ``_SPECS`` with its default and its parser, and the
+README's settings table lists the same names and defaults. A missing or malformed value
+raises ``SettingsError`` naming the variable, so a process stops at start instead of
+failing on its first request.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, Mapping
+from urllib.parse import urlparse
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _url(value: str) -> str:
+    parsed = urlparse(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value.strip().rstrip("/")
+
+
+def _redis_url(value: str) -> str:
+    if urlparse(value.strip()).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return value.strip()
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _positive_number(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+@dataclass(frozen=True)
+class _Spec:
+    default: str | None  # None: required (unless sandbox mode supplies it)
+    parse: Callable[[str], object]
+    secret: bool = False
+
+
+# The single list of variables. ``None`` as default means required.
+_SPECS: dict[str, _Spec] = {
+    "REDIS_URL": _Spec(None, _redis_url, secret=True),
+    "TRIPO_API_KEY": _Spec(None, _text, secret=True),
+    "TRIPO_API_BASE_URL": _Spec("https://openapi.tripo3d.ai/v3", _url),
+    "TRIPO_MODEL_VERSION": _Spec("v3.1-20260211", _text),
+    "TRIPO_URL_TTL_SECONDS": _Spec("300", _positive_number),
+    "OPENAI_API_KEY": _Spec(None, _text, secret=True),
+    "OPENAI_API_BASE_URL": _Spec("https://api.openai.com/v1", _url),
+    "OPENAI_IMAGE_MODEL": _Spec("gpt-image-2.5-sunburst", _text),
+    "BFF_POLL_INTERVAL_SECONDS": _Spec("3", _positive_number),
+    "BFF_TASK_DEADLINE_SECONDS": _Spec("1800", _positive_number),
+    "BFF_RESULT_TTL_SECONDS": _Spec("86400", _positive_number),
+    "BFF_LOG_LEVEL": _Spec("INFO", _log_level),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    tripo_api_key: str
+    tripo_api_base_url: str
+    tripo_model_version: str
+    tripo_url_ttl_seconds: float
+    openai_api_key: str
+    openai_api_base_url: str
+    openai_image_model: str
+    bff_poll_interval_seconds: float
+    bff_task_deadline_seconds: float
+    bff_result_ttl_seconds: float
+    bff_log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values = {name.lower(): _read(name, spec, environ) for name, spec in _SPECS.items()}
+        return cls(**values)
+
+    @property
+    def tripo_url_cache_seconds(self) -> float:
+        """How long a signed Tripo URL is handed out: its lifetime less a safety margin,
+        so a client that gets it has time to start the download."""
+        return self.tripo_url_ttl_seconds * 0.8
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a response or a log line."""
+        return tuple(
+            getattr(self, name.lower())
+            for name, spec in _SPECS.items()
+            if spec.secret and getattr(self, name.lower())
+        )
+
+
+def _read(name: str, spec: _Spec, environ: Mapping[str, str]) -> object:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        if spec.default is None:
+            raise SettingsError(f"{name} is required but not set")
+        raw = spec.default
+    try:
+        return spec.parse(raw)
+    except ValueError as error:
+        shown = "(hidden)" if spec.secret else repr(raw)
+        raise SettingsError(f"{name} {error}; got {shown}") from None
+
+
+def load_settings_or_exit() -> Settings:
+    """Settings for a process that is starting: on a bad setting, say which and stop."""
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        print(f"makeit3d BFF cannot start: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

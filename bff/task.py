@@ -1,0 +1,90 @@
+"""The task record: what the BFF knows about one generation request.
+
+The record in Redis is the source of truth for a task; Dramatiq messages only nudge it
+forward. The status route serves a view of this record and never asks a provider.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+# The four statuses a client ever sees.
+PENDING = "pending"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED})
+
+# Where the task is in its hand-over to the provider. "claimed" means a worker has taken
+# the right to send the create call; nobody else may send it (no double billing).
+NOT_SUBMITTED = "not_submitted"
+CLAIMED = "claimed"
+SUBMITTED = "submitted"
+
+
+def new_task_id() -> str:
+    """Opaque and unguessable: 144 random bits, URL-safe."""
+    return secrets.token_urlsafe(18)
+
+
+@dataclass(frozen=True)
+class TaskError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    service: str
+    kind: str
+    params: dict
+    request_id: str
+    created_at: float
+    updated_at: float
+    status: str = PENDING
+    progress: int = 0
+    submission: str = NOT_SUBMITTED
+    submit_tries: int = 0  # create calls that failed and were retried, for the backoff
+    submit_faults: int = 0  # of those, the ones that were faults rather than a 429
+    provider_task_id: str | None = None
+    submitted_at: float | None = None
+    outputs: dict = field(default_factory=dict)
+    error: TaskError | None = None
+    provider_error_code: str | None = None
+    provider_request_id: str | None = None
+
+    @classmethod
+    def new(cls, *, service: str, kind: str, params: dict, request_id: str) -> "Task":
+        now = time.time()
+        return cls(
+            id=new_task_id(),
+            service=service,
+            kind=kind,
+            params=params,
+            request_id=request_id,
+            created_at=now,
+            updated_at=now,
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def evolve(self, **changes) -> "Task":
+        return replace(self, updated_at=time.time(), **changes)
+
+    def failed(self, error: TaskError, **changes) -> "Task":
+        return self.evolve(status=FAILED, error=error, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Task":
+        data = json.loads(raw)
+        error = data.pop("error")
+        return cls(**data, error=TaskError(**error) if error else None)

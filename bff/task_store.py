@@ -1,0 +1,120 @@
+"""Task records in Redis, and the indexes the poller walks.
+
+Keys (all under ``bff:``):
+- ``task:{id}``: the task record as JSON. Kept while the task is open; expires
+  ``retention_seconds`` after it ends.
+- ``tasks:open``: sorted set of every non-terminal task, scored by creation time (the
+  deadline sweep reads it).
+- ``tasks:polling:{service}``: sorted set of tasks submitted to a provider and not yet
+  seen terminal: the only tasks the poller spends provider calls on.
+- ``task:{id}:urls``: the provider's signed output URLs, kept only as long as they live.
+
+Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
+the record, applies a pure change function, and writes the record and its index entries
+together. A terminal record is final: no change applies to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import redis
+
+from .task import SUBMITTED, Task
+
+_PREFIX = "bff:"
+_OPEN = f"{_PREFIX}tasks:open"
+
+
+def _task_key(task_id: str) -> str:
+    return f"{_PREFIX}task:{task_id}"
+
+
+def _urls_key(task_id: str) -> str:
+    return f"{_PREFIX}task:{task_id}:urls"
+
+
+def _polling_key(service: str) -> str:
+    return f"{_PREFIX}tasks:polling:{service}"
+
+
+class TaskStore:
+    def __init__(self, client: redis.Redis, *, retention_seconds: float):
+        self._redis = client
+        self._retention_seconds = int(retention_seconds)
+
+    def create(self, task: Task) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(_task_key(task.id), task.to_json(), nx=True)
+            pipe.zadd(_OPEN, {task.id: task.created_at})
+            pipe.execute()
+
+    def get(self, task_id: str) -> Task | None:
+        raw = self._redis.get(_task_key(task_id))
+        return Task.from_json(raw) if raw else None
+
+    def get_many(self, task_ids: list[str]) -> list[Task]:
+        """The tasks that still exist among ``task_ids``, in order, in one round trip."""
+        if not task_ids:
+            return []
+        raws = self._redis.mget([_task_key(task_id) for task_id in task_ids])
+        return [Task.from_json(raw) for raw in raws if raw]
+
+    def update(self, task_id: str, change: Callable[[Task], Task | None]) -> Task | None:
+        """Apply ``change`` to an open task atomically.
+
+        Returns the new record, or None when nothing was written: the task is unknown or
+        terminal, or ``change`` returned None. ``change`` may run more than once when
+        another writer gets in first, so it must not have side effects.
+        """
+        key = _task_key(task_id)
+        while True:
+            with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    current = Task.from_json(raw) if raw else None
+                    updated = change(current) if current and not current.is_terminal else None
+                    if updated is None:
+                        return None
+                    pipe.multi()
+                    self._write(pipe, updated)
+                    pipe.execute()
+                    return updated
+                except redis.WatchError:
+                    continue
+
+    def open_task_ids(self, created_before: float = float("inf")) -> list[str]:
+        return _decoded(self._redis.zrangebyscore(_OPEN, "-inf", created_before))
+
+    def polling_task_ids(self, service: str) -> list[str]:
+        """Tasks submitted to ``service`` and still running there, oldest first."""
+        return _decoded(self._redis.zrange(_polling_key(service), 0, -1))
+
+    def cache_output_urls(self, task_id: str, urls: dict[str, str], ttl_seconds: float) -> None:
+        self._redis.set(_urls_key(task_id), json.dumps(urls), px=max(1, int(ttl_seconds * 1000)))
+
+    def cached_output_urls(self, task_id: str) -> dict[str, str]:
+        raw = self._redis.get(_urls_key(task_id))
+        return json.loads(raw) if raw else {}
+
+    def claim_url_refresh(self, task_id: str, seconds: float) -> bool:
+        """True for the one caller that should ask a worker for fresh URLs right now."""
+        key = f"{_urls_key(task_id)}:refreshing"
+        return bool(self._redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
+
+    def _write(self, pipe: redis.client.Pipeline, task: Task) -> None:
+        key = _task_key(task.id)
+        pipe.set(key, task.to_json())
+        if task.is_terminal:
+            pipe.zrem(_OPEN, task.id)
+            pipe.zrem(_polling_key(task.service), task.id)
+            pipe.expire(key, self._retention_seconds)
+        elif task.submission == SUBMITTED:
+            pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at or time.time()})
+
+
+def _decoded(values: list) -> list[str]:
+    return [value.decode() if isinstance(value, bytes) else value for value in values]

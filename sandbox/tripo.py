@@ -1,0 +1,575 @@
+"""An HTTP stand-in for Tripo apiv3 (shared/providers.md, "Tripo apiv3").
+
+It speaks Tripo's wire format so the project's real HTTP client can be tested against
+it, and so the app runs with no Tripo key and no internet. Tasks move through
+queued -> running -> success on an injectable clock; outputs are small real GLB and
+PNG files behind signed URLs that expire. A TripoSandbox controller, found at
+`app.extensions["tripo_sandbox"]`, records every request and makes the stand-in
+misbehave on demand (errors, dropped connections, slow answers, failed tasks).
+"""
+
+import dataclasses
+import hashlib
+import hmac
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Callable, NamedTuple
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from sandbox import assets
+
+GENERATION_MODELS = ("v3.1-20260211", "v3.0-20250812", "v2.5-20250123", "P1-20260311")
+RETEXTURE_MODELS = ("v2.5-20250123", "v3.0-20250812", "v3.5-20260815")
+P1_REJECTED_KEYS = ("quad", "smart_low_poly", "generate_parts", "geometry_quality")
+TEXTURE_QUALITIES = ("standard", "detailed", "extreme")
+PROMPT_MAX_CHARS = 1024
+LIST_MAX_IDS = 100
+MULTIVIEW_SLOTS = 4  # front, left, back, right
+# How a missing multiview slot is written is uncertain (providers.md); the stand-in
+# accepts only the official Python SDK's JSON null, so a client sending "" or {} fails.
+MISSING_VIEW = None
+
+CREATE_PATHS = {
+    "/generation/text-to-model": "text_to_model",
+    "/generation/image-to-model": "image_to_model",
+    "/generation/multiview-to-model": "multiview_to_model",
+    "/models/texture": "texture_model",
+}
+CREDITS = {"text_to_model": 20, "image_to_model": 30, "multiview_to_model": 30, "texture_model": 10}
+
+QUEUED_FRACTION = 0.1
+TERMINAL_STATUSES = ("success", "failed", "cancelled", "banned", "expired")
+# Defaults for set_outcome; the stand-in's choice, not documented Tripo values.
+DEFAULT_FAILURES = {
+    "failed": (1001, "The task failed."),
+    "cancelled": (1001, "The task was cancelled."),
+    "banned": (2008, "The input violates the content policy."),
+    "expired": (1001, "The task expired."),
+}
+OUTCOMES = tuple(DEFAULT_FAILURES) + ("stall",)
+
+CODE_SERVER_ERROR = 1000
+CODE_AUTH = 1002
+CODE_INVALID_PARAMETER = 1004
+CODE_TASK_NOT_FOUND = 2001
+CODE_BAD_MODEL_VERSION = 2015
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_IMAGE_INPUT = re.compile(rf"(https?://\S+|file_{_UUID}|{_UUID})")
+# Rough emoji ranges: enough to catch a client that forwards emoji from a user's prompt.
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
+
+_FILES = {
+    "model.glb": "model/gltf-binary",
+    "preview.png": "image/png",
+}
+
+
+class TripoError(Exception):
+    """An error answered in Tripo's envelope."""
+
+    def __init__(self, status: int, code: int, message: str,
+                 suggestion: str = "Check the request against the API reference.", headers=None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.suggestion, self.headers = suggestion, dict(headers or {})
+
+
+class RecordedRequest(NamedTuple):
+    """One request as the stand-in received it."""
+
+    method: str
+    path: str
+    json: object
+    headers: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a task ends when it does not succeed."""
+
+    status: str
+    error_code: int | None = None
+    error_message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A task's fixed facts; its status is derived from the clock (see state())."""
+
+    task_id: str
+    type: str
+    body: dict
+    textured: bool
+    created_at: float
+    queued_until: float
+    finish_at: float
+    outcome: Outcome | None = None
+
+    def state(self, now: float) -> tuple[str, int]:
+        """(status, progress) at time `now`."""
+        stalled = self.outcome is not None and self.outcome.status == "stall"
+        if now >= self.finish_at and not stalled:
+            return (self.outcome.status, 0) if self.outcome else ("success", 100)
+        if now < self.queued_until:
+            return "queued", 0
+        span = self.finish_at - self.queued_until
+        fraction = (now - self.queued_until) / span if span > 0 else 1.0
+        return "running", max(0, min(99, int(99 * fraction)))
+
+
+@dataclasses.dataclass
+class _Fault:
+    kind: str
+    suffix: str
+    remaining: int
+    params: dict
+
+
+class TripoSandbox:
+    """State and controls of one stand-in app; every method is thread-safe."""
+
+    def __init__(self, api_key: str, task_seconds: float, url_ttl_seconds: float,
+                 clock: Callable[[], float]):
+        self.api_key = api_key
+        self.task_seconds = task_seconds
+        self.url_ttl_seconds = url_ttl_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self.reset()
+
+    # --- observing -------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def creates(self) -> list[RecordedRequest]:
+        """The requests to the four create endpoints."""
+        return [r for r in self.requests if r.method == "POST" and _create_type(r.path)]
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """A snapshot of the tasks by id."""
+        with self._lock:
+            return dict(self._tasks)
+
+    # --- misbehaving -----------------------------------------------------------
+
+    def fail_next(self, path_suffix: str, status: int = 500, code: int = 1001,
+                  message: str = "Internal server error.", headers: dict | None = None,
+                  times: int = 1) -> None:
+        """Answer the next `times` requests whose path ends with `path_suffix` with this
+        error, before any processing (nothing is created)."""
+        error = {"status": status, "code": code, "message": message, "headers": headers}
+        self._add_fault("fail", path_suffix, times, error)
+
+    def drop_next(self, path_suffix: str, after_processing: bool, times: int = 1) -> None:
+        """Close the connection of the next `times` matching requests with no response;
+        with `after_processing` the request takes effect first (the ambiguous case)."""
+        self._add_fault("drop_after" if after_processing else "drop_before", path_suffix, times, {})
+
+    def delay_next(self, path_suffix: str, seconds: float, times: int = 1) -> None:
+        """Hold the response of the next `times` matching requests for `seconds`. The
+        request takes effect first, as when a real create succeeds but answers late.
+        reset() cuts pending delays short."""
+        self._add_fault("delay", path_suffix, times, {"seconds": seconds})
+
+    def set_outcome(self, task_id: str | None, status: str, error_code: int | None = None,
+                    error_message: str | None = None) -> None:
+        """Make the task (None: the next task created) end with `status` instead of
+        success; "stall" keeps it running at 99% for ever."""
+        outcome = _make_outcome(status, error_code, error_message)
+        with self._lock:
+            if task_id is None:
+                self._next_outcome = outcome
+            else:
+                self._replace_task(task_id, outcome=outcome)
+
+    def complete_now(self, task_id: str) -> None:
+        """End the task now: with its set outcome if terminal, else (a stall too) success."""
+        with self._lock:
+            task = self._tasks[task_id]
+            stalled = task.outcome is not None and task.outcome.status == "stall"
+            self._replace_task(task_id, finish_at=min(task.finish_at, self.clock()),
+                               outcome=None if stalled else task.outcome)
+
+    def reset(self) -> None:
+        """Forget requests, tasks and pending faults; wake delayed responses."""
+        with self._lock:
+            self._requests: list[RecordedRequest] = []
+            self._tasks: dict[str, Task] = {}
+            self._faults: list[_Fault] = []
+            self._next_outcome: Outcome | None = None
+            self._wake.set()
+            self._wake = threading.Event()
+
+    # --- used by the app -------------------------------------------------------
+
+    def record(self, entry: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(entry)
+
+    def take_fault(self, kind: str, path: str) -> dict | None:
+        """Consume one pending fault of `kind` matching `path`; its params, or None."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind == kind and path.endswith(fault.suffix):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault.params
+        return None
+
+    def wait(self, seconds: float) -> None:
+        with self._lock:
+            wake = self._wake
+        wake.wait(seconds)
+
+    def add_task(self, task_type: str, body: dict, textured: bool) -> Task:
+        now = self.clock()
+        with self._lock:
+            task = Task(
+                task_id=str(uuid.uuid4()), type=task_type, body=body, textured=textured,
+                created_at=now, queued_until=now + QUEUED_FRACTION * self.task_seconds,
+                finish_at=now + self.task_seconds, outcome=self._next_outcome,
+            )
+            self._next_outcome = None
+            self._tasks[task.task_id] = task
+        return task
+
+    def _add_fault(self, kind: str, suffix: str, times: int, params: dict) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._faults.append(_Fault(kind, suffix, times, params))
+
+    def _replace_task(self, task_id: str, **changes) -> None:
+        self._tasks[task_id] = dataclasses.replace(self._tasks[task_id], **changes)
+
+
+def _make_outcome(status: str, error_code: int | None, error_message: str | None) -> Outcome:
+    if status not in OUTCOMES:
+        raise ValueError(f"status must be one of {OUTCOMES}, not {status!r}")
+    if status == "stall":
+        return Outcome(status)
+    default_code, default_message = DEFAULT_FAILURES[status]
+    return Outcome(status, error_code if error_code is not None else default_code,
+                   error_message if error_message is not None else default_message)
+
+
+def _create_type(path: str) -> str | None:
+    for suffix, task_type in CREATE_PATHS.items():
+        if path.endswith(suffix):
+            return task_type
+    return None
+
+
+class _Signer:
+    """Signs output URLs the way a storage bucket does: path + expiry under an HMAC."""
+
+    def __init__(self, ttl_seconds: float):
+        self._secret = secrets.token_bytes(32)
+        self._ttl = ttl_seconds
+
+    def url(self, root_url: str, path: str, now: float) -> str:
+        expires = int(now + self._ttl)
+        return f"{root_url}{path}?expires={expires}&signature={self._sign(path, expires)}"
+
+    def check(self, path: str, args, now: float) -> Response | None:
+        """None when the URL is valid at `now`, else the bucket's 403 answer."""
+        expires = args.get("expires", "")
+        signature = args.get("signature", "")
+        if not expires.isdigit() or not hmac.compare_digest(signature,
+                                                            self._sign(path, int(expires))):
+            return _bucket_error(403, "SignatureDoesNotMatch",
+                                 "The request signature does not match.")
+        if now > int(expires):
+            return _bucket_error(403, "AccessDenied", "Request has expired.")
+        return None
+
+    def _sign(self, path: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _bucket_error(status: int, code: str, message: str) -> Response:
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{message}</Message></Error>")
+    return Response(body, status=status, mimetype="application/xml")
+
+
+def create_tripo_app(api_key: str = "tsk_sandbox", task_seconds: float = 20.0,
+                     url_ttl_seconds: float = 300.0,
+                     clock: Callable[[], float] = time.time) -> Flask:
+    """The stand-in as a Flask app: apiv3 under /v3, output files under /files."""
+    app = Flask(__name__)
+    sandbox = TripoSandbox(api_key, task_seconds, url_ttl_seconds, clock)
+    signer = _Signer(url_ttl_seconds)
+    app.extensions["tripo_sandbox"] = sandbox
+    _install_hooks(app, sandbox)
+    _install_task_routes(app, sandbox, signer)
+    _install_create_routes(app, sandbox)
+    _install_file_route(app, sandbox, signer)
+    return app
+
+
+# --- request pipeline ---------------------------------------------------------
+
+
+def _install_hooks(app: Flask, sandbox: TripoSandbox) -> None:
+    @app.before_request
+    def before():
+        g.request_id = str(uuid.uuid4())
+        sandbox.record(RecordedRequest(request.method, request.path,
+                                       request.get_json(silent=True), dict(request.headers)))
+        if sandbox.take_fault("drop_before", request.path) is not None:
+            return _drop_connection()
+        error = sandbox.take_fault("fail", request.path)
+        if error is not None:
+            raise TripoError(**error)
+        if request.path.startswith("/v3/"):
+            _check_auth(sandbox.api_key)
+        return None
+
+    @app.after_request
+    def after(response):
+        delay = sandbox.take_fault("delay", request.path)
+        if delay is not None:
+            sandbox.wait(delay["seconds"])
+        if sandbox.take_fault("drop_after", request.path) is not None:
+            _drop_connection()
+        response.headers["X-Tripo-Trace-ID"] = g.request_id
+        return response
+
+    @app.errorhandler(TripoError)
+    def tripo_error(error: TripoError):
+        return _error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = CODE_SERVER_ERROR if error.code >= 500 else CODE_INVALID_PARAMETER
+        return _error_response(TripoError(error.code, code, error.description or error.name))
+
+
+def _drop_connection() -> Response:
+    # Shutting the socket down (rather than raising) makes werkzeug's write of the
+    # response fail with a broken pipe, which it treats as a dropped connection: the
+    # client sees the connection close with no response at all.
+    connection = request.environ.get("werkzeug.socket")
+    if connection is None:
+        raise RuntimeError("drop_next needs a real server (sandbox.server), not a test client")
+    connection.shutdown(socket.SHUT_RDWR)
+    return Response(status=204)
+
+
+def _check_auth(api_key: str) -> None:
+    if request.headers.get("Authorization") != f"Bearer {api_key}":
+        raise TripoError(401, CODE_AUTH, "Invalid or missing API key.",
+                         "Send the header 'Authorization: Bearer <your tsk_ key>'.")
+
+
+def _error_response(error: TripoError) -> Response:
+    body = {"code": error.code, "message": error.message, "suggestion": error.suggestion,
+            "request_id": g.get("request_id") or str(uuid.uuid4())}
+    response = jsonify(body)
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _ok(data: dict) -> Response:
+    return jsonify({"code": 0, "data": data})
+
+
+def _invalid(message: str) -> TripoError:
+    return TripoError(400, CODE_INVALID_PARAMETER, message)
+
+
+def _json_object() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise _invalid("The request body must be a JSON object sent as application/json.")
+    return body
+
+
+# --- reading tasks ------------------------------------------------------------
+
+
+def _install_task_routes(app: Flask, sandbox: TripoSandbox, signer: _Signer) -> None:
+    def render(task: Task) -> dict:
+        return _task_json(task, sandbox.clock(), signer)
+
+    @app.get("/v3/tasks/<task_id>")
+    def get_task(task_id: str):
+        task = sandbox.tasks.get(task_id)
+        if task is None:
+            raise TripoError(404, CODE_TASK_NOT_FOUND, f"Task {task_id} not found.",
+                             "Check the task id and the API key it was created with.")
+        return _ok(render(task))
+
+    @app.post("/v3/tasks/list")
+    def list_tasks():
+        ids = _json_object().get("task_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= LIST_MAX_IDS \
+                or not all(isinstance(i, str) for i in ids):
+            raise _invalid(f"task_ids must be a list of 1 to {LIST_MAX_IDS} task id strings.")
+        tasks = sandbox.tasks
+        found = {i: render(tasks[i]) for i in ids if i in tasks}
+        missed = list(dict.fromkeys(i for i in ids if i not in tasks))
+        return _ok({"tasks": found, "missed": missed})
+
+    @app.get("/v3/account/balance")
+    def balance():
+        return _ok({"balance": 1000.0, "frozen": 0.0})
+
+
+def _task_json(task: Task, now: float, signer: _Signer) -> dict:
+    status, progress = task.state(now)
+    data = {"task_id": task.task_id, "type": task.type, "status": status, "progress": progress,
+            "output": {}, "created_at": _iso(task.created_at)}
+    if status in TERMINAL_STATUSES:
+        data["completed_at"] = _iso(task.finish_at)
+    if status == "success":
+        root = request.root_url.rstrip("/")
+        data["output"] = {
+            "model_url": signer.url(root, f"/files/{task.task_id}/model.glb", now),
+            "rendered_image_url": signer.url(root, f"/files/{task.task_id}/preview.png", now),
+        }
+        data["credits_consumed"] = CREDITS[task.type]
+    elif status in TERMINAL_STATUSES:
+        data["error_code"] = task.outcome.error_code
+        data["error_message"] = task.outcome.error_message
+    return data
+
+
+def _iso(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- creating tasks -----------------------------------------------------------
+
+
+def _install_create_routes(app: Flask, sandbox: TripoSandbox) -> None:
+    validators = {
+        "text_to_model": _validate_text,
+        "image_to_model": _validate_image,
+        "multiview_to_model": _validate_multiview,
+        "texture_model": lambda body: _validate_retexture(body, sandbox),
+    }
+
+    def create(task_type: str):
+        body = _json_object()
+        validators[task_type](body)
+        # Re-texturing always paints; otherwise pbr (default on) forces texture on.
+        textured = (task_type == "texture_model"
+                    or body.get("texture", True) or body.get("pbr", True))
+        return _ok({"task_id": sandbox.add_task(task_type, body, bool(textured)).task_id})
+
+    for suffix, task_type in CREATE_PATHS.items():
+        app.add_url_rule(f"/v3{suffix}", f"create_{task_type}", create, methods=["POST"],
+                         defaults={"task_type": task_type})
+
+
+def _validate_model(body: dict, allowed: tuple[str, ...]) -> None:
+    model = body.get("model")
+    if model is None:
+        raise _invalid("model is required.")
+    if not isinstance(model, str):
+        raise _invalid("model must be a string.")
+    if model not in allowed:
+        raise TripoError(400, CODE_BAD_MODEL_VERSION, f"Unsupported model version {model!r}.",
+                         f"Use one of: {', '.join(allowed)}.")
+    rejected = [key for key in P1_REJECTED_KEYS if key in body]
+    if model.startswith("P1-") and rejected:
+        raise _invalid(f"Model {model} does not accept {', '.join(rejected)}.")
+
+
+def _validate_texture_options(body: dict) -> None:
+    for key in ("texture", "pbr"):
+        if key in body and not isinstance(body[key], bool):
+            raise _invalid(f"{key} must be a boolean.")
+    if "texture_quality" in body and body["texture_quality"] not in TEXTURE_QUALITIES:
+        raise _invalid(f"texture_quality must be one of {', '.join(TEXTURE_QUALITIES)}.")
+
+
+def _validate_text(body: dict) -> None:
+    _validate_model(body, GENERATION_MODELS)
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise _invalid("prompt is required and must be a non-empty string.")
+    if len(prompt) > PROMPT_MAX_CHARS:
+        raise _invalid(f"prompt must be at most {PROMPT_MAX_CHARS} characters.")
+    if _EMOJI.search(prompt):
+        raise _invalid("prompt must not contain emoji.")
+    _validate_texture_options(body)
+
+
+def _check_image_input(value, name: str) -> None:
+    if not isinstance(value, str) or not _IMAGE_INPUT.fullmatch(value):
+        raise _invalid(f"{name} must be an http(s) URL, a file_<uuid> token or a task id; "
+                       "data URIs are not accepted.")
+
+
+def _validate_image(body: dict) -> None:
+    _validate_model(body, GENERATION_MODELS)
+    _check_image_input(body.get("input"), "input")
+    _validate_texture_options(body)
+
+
+def _validate_multiview(body: dict) -> None:
+    _validate_model(body, GENERATION_MODELS)
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != MULTIVIEW_SLOTS:
+        raise _invalid("inputs must list exactly four views: front, left, back, right.")
+    if inputs[0] is MISSING_VIEW:
+        raise _invalid("inputs[0] (the front view) is required.")
+    for index, view in enumerate(inputs):
+        if view is not MISSING_VIEW:
+            _check_image_input(view, f"inputs[{index}]")
+    if sum(view is not MISSING_VIEW for view in inputs) < 2:
+        raise _invalid("At least two views are required.")
+    _validate_texture_options(body)
+
+
+def _validate_retexture(body: dict, sandbox: TripoSandbox) -> None:
+    _validate_model(body, RETEXTURE_MODELS)
+    _validate_texture_options(body)
+    # Unknown and unfinished source tasks both answer 1004 (invalid parameter): the
+    # input is a parameter of this call, and 2001 is kept for reading a task by id.
+    source = sandbox.tasks.get(body.get("input")) if isinstance(body.get("input"), str) else None
+    if source is None:
+        raise _invalid("input must be the task id of a model task of this account.")
+    if source.state(sandbox.clock())[0] != "success":
+        raise _invalid("input must be a model task that has succeeded.")
+
+
+# --- output files -------------------------------------------------------------
+
+
+def _install_file_route(app: Flask, sandbox: TripoSandbox, signer: _Signer) -> None:
+    @app.get("/files/<task_id>/<name>")
+    def output_file(task_id: str, name: str):
+        denied = signer.check(request.path, request.args, sandbox.clock())
+        if denied is not None:
+            return denied
+        task = sandbox.tasks.get(task_id)
+        if task is None or name not in _FILES:
+            return _bucket_error(404, "NoSuchKey", "The specified key does not exist.")
+        return Response(_file_bytes(task, name), mimetype=_FILES[name])
+
+
+def _file_bytes(task: Task, name: str) -> bytes:
+    if name == "preview.png":
+        return assets.preview_png()
+    return assets.textured_glb() if task.textured else assets.plain_glb()

@@ -1,0 +1,64 @@
+"""The Dramatiq actors. Each is a thin, idempotent entry point: the task record in Redis
+decides what to do, so a repeated or late message does no harm.
+
+Dramatiq's own retries are off (``max_retries=0``): retrying a provider call is a
+decision about money, made in ``workers.submission``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from bff.logs import task_context
+from bff.providers.errors import ProviderError
+from bff.queue import POLL_QUEUE, POLL_TASKS, REFRESH_OUTPUT_URLS, SUBMIT_QUEUE, SUBMIT_TASK
+from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+
+from .broker import broker  # noqa: F401  (sets the broker before the actors bind to it)
+from . import runtime
+from .polling import cache_output_urls, poll_cycle
+from .submission import submit
+
+log = logging.getLogger(__name__)
+
+POLL_LOCK_KEY = "bff:poller:running"
+POLL_LOCK_SECONDS = 120  # longer than any cycle; frees itself if a worker dies mid-cycle
+
+
+@dramatiq.actor(actor_name=SUBMIT_TASK, queue_name=SUBMIT_QUEUE, max_retries=0, priority=10)
+def submit_task(task_id: str, request_id: str) -> None:
+    with task_context(task_id, request_id):
+        retry_in = submit(task_id)
+        if retry_in is not None:
+            log.info("submission will be retried", extra={"delay_seconds": round(retry_in, 1)})
+            runtime.current().services.queue.submit_later(task_id, request_id, retry_in)
+
+
+@dramatiq.actor(actor_name=POLL_TASKS, queue_name=POLL_QUEUE, max_retries=0, priority=0)
+def poll_tasks() -> None:
+    client = runtime.current().services.redis
+    # A slow cycle must not overlap the next one: skip rather than pile up.
+    if not client.set(POLL_LOCK_KEY, "1", nx=True, ex=POLL_LOCK_SECONDS):
+        return
+    try:
+        poll_cycle()
+    finally:
+        try:
+            client.delete(POLL_LOCK_KEY)
+        except REDIS_UNAVAILABLE_ERRORS:
+            pass  # the lock expires by itself
+
+
+@dramatiq.actor(actor_name=REFRESH_OUTPUT_URLS, queue_name=POLL_QUEUE, max_retries=0, priority=0)
+def refresh_output_urls(task_id: str, request_id: str) -> None:
+    found = runtime.current()
+    with task_context(task_id, request_id):
+        task = found.services.store.get(task_id)
+        if task is None or not task.provider_task_id:
+            return
+        try:
+            cache_output_urls(task_id, found.tripo.get_task(task.provider_task_id))
+        except ProviderError as error:
+            log.warning("could not refresh output urls", extra={"error_code": error.error_code})

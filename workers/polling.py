@@ -1,0 +1,95 @@
+"""One poll cycle: fail overdue tasks, then refresh the tasks still running at Tripo.
+
+Provider calls are bounded by the number of active tasks: one ``POST /tasks/list`` per
+100 tasks submitted to Tripo and not yet seen terminal; nothing for pending, finished
+or OpenAI tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bff.error_codes import task_error
+from bff.providers.errors import ProviderError
+from bff.providers.tripo import BATCH_READ_LIMIT
+from bff.status_mapping import TripoSnapshot, output_urls, snapshot_from_tripo
+from bff.task import COMPLETED, PROCESSING, Task
+
+from . import runtime
+
+log = logging.getLogger(__name__)
+
+
+def poll_cycle() -> None:
+    fail_overdue_tasks()
+    refresh_tripo_tasks()
+
+
+def fail_overdue_tasks() -> None:
+    found = runtime.current()
+    created_before = time.time() - found.settings.bff_task_deadline_seconds
+    for task_id in found.services.store.open_task_ids(created_before=created_before):
+        if found.services.store.update(task_id, lambda task: task.failed(task_error("timeout"))):
+            log.warning("task passed its deadline", extra={"task_id": task_id})
+
+
+def refresh_tripo_tasks() -> None:
+    store = runtime.current().services.store
+    ids = store.polling_task_ids("tripo")
+    for start in range(0, len(ids), BATCH_READ_LIMIT):
+        tasks = store.get_many(ids[start : start + BATCH_READ_LIMIT])
+        _refresh_batch({task.provider_task_id: task for task in tasks if task.provider_task_id})
+
+
+def _refresh_batch(by_provider_id: dict[str, Task]) -> None:
+    if not by_provider_id:
+        return
+    found = runtime.current()
+    try:
+        provider_tasks, missed = found.tripo.get_tasks(list(by_provider_id))
+    except ProviderError as error:
+        # Reads are free to repeat: the next cycle tries again; the deadline bounds it.
+        log.warning("tripo batch read failed", extra={"error_code": error.error_code, "outcome": error.outcome})
+        return
+    for provider_id, provider_task in provider_tasks.items():
+        if provider_id in by_provider_id and isinstance(provider_task, dict):
+            apply_tripo_read(by_provider_id[provider_id].id, provider_task)
+    for provider_id in missed:
+        if provider_id in by_provider_id:
+            found.services.store.update(
+                by_provider_id[provider_id].id, lambda task: task.failed(task_error("provider_task_lost"))
+            )
+
+
+def apply_tripo_read(task_id: str, provider_task: dict) -> None:
+    """Write what one Tripo read says into the task record, and cache its output URLs."""
+    found = runtime.current()
+    snapshot = snapshot_from_tripo(provider_task)
+    if snapshot.status == COMPLETED:
+        cache_output_urls(task_id, provider_task)
+    updated = found.services.store.update(task_id, lambda task: _with_snapshot(task, snapshot))
+    if updated and updated.is_terminal:
+        log.info("task ended", extra={"task_id": task_id, "status": updated.status})
+
+
+def cache_output_urls(task_id: str, provider_task: dict) -> None:
+    found = runtime.current()
+    model_url, preview_url = output_urls(provider_task)
+    urls = {name: url for name, url in (("model", model_url), ("preview", preview_url)) if url}
+    if urls:
+        found.services.store.cache_output_urls(task_id, urls, found.settings.tripo_url_cache_seconds)
+
+
+def _with_snapshot(task: Task, snapshot: TripoSnapshot) -> Task | None:
+    progress = max(task.progress, snapshot.progress) if snapshot.status == PROCESSING else snapshot.progress
+    changes = {
+        "status": snapshot.status,
+        "progress": progress,
+        "outputs": snapshot.outputs or task.outputs,
+        "error": snapshot.error,
+        "provider_error_code": snapshot.provider_error_code,
+    }
+    if all(getattr(task, name) == value for name, value in changes.items()):
+        return None
+    return task.evolve(**changes)

@@ -1,0 +1,40 @@
+"""What the worker code needs, built once per worker process from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bff.providers.tripo import TripoClient
+from bff.services import Services
+from bff.settings import Settings
+
+
+@dataclass(frozen=True)
+class WorkerRuntime:
+    services: Services
+    tripo: TripoClient
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @classmethod
+    def build(cls, settings: Settings) -> "WorkerRuntime":
+        return cls(
+            services=Services.build(settings),
+            tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key),
+        )
+
+
+_current: WorkerRuntime | None = None
+
+
+def install(runtime: WorkerRuntime) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> WorkerRuntime:
+    if _current is None:
+        raise RuntimeError("worker runtime not installed: import workers.actors (or workers.broker) first")
+    return _current
