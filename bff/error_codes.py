@@ -71,6 +71,8 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
 
 
 def task_error(code: str, detail: str | None = None) -> TaskError:
-    """A TaskError with the catalogue message, plus provider detail when it helps."""
-    message, _ = TASK_ERROR_CODES[code]
-    return TaskError(code=code, message=f"{message} ({detail})" if detail else message)
+    """A TaskError whose message says what happened and what to do, with the provider's
+    detail when it helps."""
+    what, advice = TASK_ERROR_CODES[code]
+    detail_text = f" Provider said: {detail}." if detail else ""
+    return TaskError(code=code, message=f"{what}{detail_text} {advice}")

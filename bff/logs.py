@@ -62,8 +62,6 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": _request_id.get(),
-            "task_id": _task_id.get(),
         }
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES})
         if record.exc_info:
@@ -76,8 +74,24 @@ class JsonFormatter(logging.Formatter):
         return text
 
 
+def _stamp_context(factory):
+    """Record the request and task ids when a line is logged, in the thread that logs it."""
+
+    def make_record(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        record.request_id = _request_id.get()
+        record.task_id = _task_id.get()
+        return record
+
+    make_record.stamps_bff_context = True
+    return make_record
+
+
 def configure_logging(level: str, secrets_to_hide: tuple[str, ...] = ()) -> None:
     """Send every logger (ours, Flask's, Dramatiq's, gunicorn's) through one JSON handler."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "stamps_bff_context", False):
+        logging.setLogRecordFactory(_stamp_context(factory))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(secrets_to_hide))
     root = logging.getLogger()

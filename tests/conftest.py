@@ -93,10 +93,13 @@ def worker_runtime(settings):
 def worker(worker_runtime):
     """A real Dramatiq worker (threads in this process) consuming from the private Redis."""
     broker = dramatiq.get_broker()
+    middleware_before = len(broker.middleware)
     running = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
     running.start()
     yield running
     running.stop()
+    # A Worker adds its own middleware to the broker and never removes it.
+    del broker.middleware[middleware_before:]
 
 
 @pytest.fixture

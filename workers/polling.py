@@ -11,6 +11,7 @@ import logging
 import time
 
 from bff.error_codes import task_error
+from bff.logs import task_context
 from bff.providers.errors import ProviderError
 from bff.providers.tripo import BATCH_READ_LIMIT
 from bff.status_mapping import TripoSnapshot, output_urls, snapshot_from_tripo
@@ -30,8 +31,10 @@ def fail_overdue_tasks() -> None:
     found = runtime.current()
     created_before = time.time() - found.settings.bff_task_deadline_seconds
     for task_id in found.services.store.open_task_ids(created_before=created_before):
-        if found.services.store.update(task_id, lambda task: task.failed(task_error("timeout"))):
-            log.warning("task passed its deadline", extra={"task_id": task_id})
+        failed = found.services.store.update(task_id, lambda task: task.failed(task_error("timeout")))
+        if failed:
+            with task_context(failed.id, failed.request_id):
+                log.warning("task passed its deadline")
 
 
 def refresh_tripo_tasks() -> None:
@@ -70,7 +73,8 @@ def apply_tripo_read(task_id: str, provider_task: dict) -> None:
         cache_output_urls(task_id, provider_task)
     updated = found.services.store.update(task_id, lambda task: _with_snapshot(task, snapshot))
     if updated and updated.is_terminal:
-        log.info("task ended", extra={"task_id": task_id, "status": updated.status})
+        with task_context(updated.id, updated.request_id):
+            log.info("task ended", extra={"status": updated.status})
 
 
 def cache_output_urls(task_id: str, provider_task: dict) -> None:

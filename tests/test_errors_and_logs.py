@@ -1,0 +1,97 @@
+"""One JSON error shape, request ids, structured logs, and no secret in any of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from bff.logs import REDACTED, JsonFormatter
+from tests.conftest import OPENAI_KEY, TRIPO_BASE_URL, TRIPO_KEY
+from tests.helpers import new_text_task
+from workers.submission import submit
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("get", "/no/such/path", 404),
+    ("delete", "/styles", 405),
+    ("get", "/generate/text-to-model", 405),
+])
+def test_errors_outside_views_use_the_json_shape(client, method, path, status):
+    response = getattr(client, method)(path)
+
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["code"] == status and body["status"] and body["message"]
+    assert response.headers["X-Request-ID"]
+
+
+def test_an_unexpected_exception_is_a_json_500_without_its_text(app, client):
+    def explode():
+        raise RuntimeError(f"boom with {TRIPO_KEY}")
+
+    app.view_functions["styles.list_styles"] = explode
+
+    response = client.get("/styles")
+
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["code"] == 500 and "boom" not in json.dumps(body) and TRIPO_KEY not in json.dumps(body)
+
+
+def test_a_callers_request_id_is_echoed_and_an_unsafe_one_replaced(client):
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    replaced = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces and {json}"}).headers["X-Request-ID"]
+    assert replaced != "bad id with spaces and {json}" and len(replaced) == 24
+
+
+def test_log_lines_are_json_and_never_carry_a_secret():
+    formatter = JsonFormatter((TRIPO_KEY, OPENAI_KEY))
+    record = logging.makeLogRecord({"msg": "calling with Bearer %s", "args": (TRIPO_KEY,), "levelname": "INFO",
+                                    "name": "t", "provider": OPENAI_KEY})
+
+    line = formatter.format(record)
+
+    parsed = json.loads(line)
+    assert TRIPO_KEY not in line and OPENAI_KEY not in line
+    assert parsed["message"] == f"calling with Bearer {REDACTED}" and parsed["provider"] == REDACTED
+
+
+def test_provider_failures_do_not_log_the_key_or_put_it_on_the_task(redis_client, worker_runtime, requests_mock,
+                                                                     caplog):
+    caplog.set_level(logging.DEBUG)
+    requests_mock.post(f"{TRIPO_BASE_URL}/generation/text-to-model", status_code=401,
+                       json={"code": 1002, "message": f"invalid key {TRIPO_KEY}"})
+    task = new_text_task(redis_client)
+
+    submit(task.id)
+
+    formatter = JsonFormatter(())  # unscrubbed: the key must not reach a log call at all
+    assert all(TRIPO_KEY not in formatter.format(record) for record in caplog.records if record.name != "t")
+    stored = redis_client.get(f"bff:task:{task.id}").decode()
+    assert "provider_auth_failed" in stored
+
+
+def test_readyz_reports_redis(client):
+    assert client.get("/readyz").get_json() == {"status": "ready", "redis": "ok"}
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_redis_down_is_a_fast_503_json_on_every_route_that_needs_it(settings):
+    import dataclasses
+    import time
+
+    from bff import create_app
+    from tests.redis_server import free_port
+
+    dead = create_app(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")).test_client()
+
+    for method, path, body in [("get", "/readyz", None), ("post", "/generate/text-to-model", {"prompt": "a cup"}),
+                               ("get", "/tasks/x/status?service=tripo", None)]:
+        started = time.monotonic()
+        response = getattr(dead, method)(path, json=body)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503 and response.get_json()["code"] == 503, path
+        assert elapsed < 2.0, (path, elapsed)
+    assert dead.get("/healthz").status_code == 200

@@ -1,0 +1,67 @@
+"""Settings: defaults, required values, malformed values, and a clean stop at start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bff.settings import Settings, SettingsError
+
+REQUIRED = {"REDIS_URL": "redis://127.0.0.1:6379/0", "TRIPO_API_KEY": "tsk_abc", "OPENAI_API_KEY": "sk-abc"}
+
+
+def test_defaults_match_the_documented_ones():
+    settings = Settings.from_env(REQUIRED)
+
+    assert settings.tripo_api_base_url == "https://openapi.tripo3d.ai/v3"
+    assert settings.tripo_model_version == "v3.1-20260211"
+    assert settings.openai_api_base_url == "https://api.openai.com/v1"
+    assert settings.openai_image_model == "gpt-image-2.5-sunburst"
+    assert settings.bff_poll_interval_seconds == 3
+    assert settings.bff_task_deadline_seconds == 1800
+    assert settings.tripo_url_ttl_seconds == 300
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_a_missing_required_setting_is_named(name):
+    environ = {k: v for k, v in REQUIRED.items() if k != name}
+
+    with pytest.raises(SettingsError, match=f"^{name} is required"):
+        Settings.from_env(environ)
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("TRIPO_API_BASE_URL", "openapi.tripo3d.ai", "must be an http(s) URL"),
+    ("REDIS_URL", "http://localhost", "must be a redis://"),
+    ("BFF_POLL_INTERVAL_SECONDS", "soon", "could not convert"),
+    ("BFF_TASK_DEADLINE_SECONDS", "-5", "must be greater than 0"),
+    ("BFF_LOG_LEVEL", "LOUD", "must be DEBUG"),
+])
+def test_a_malformed_setting_is_named(name, value, fragment):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**REQUIRED, name: value})
+
+    assert str(raised.value).startswith(name) and fragment in str(raised.value)
+
+
+def test_a_malformed_secret_is_not_echoed():
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**REQUIRED, "REDIS_URL": "http://user:hunter2@host"})
+
+    assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize("entry_point", ["import wsgi", "import workers.actors"])
+def test_web_and_worker_stop_at_start_naming_the_missing_variable(entry_point):
+    environ = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    environ.update(REDIS_URL=REQUIRED["REDIS_URL"], OPENAI_API_KEY="sk-abc")
+
+    finished = subprocess.run([sys.executable, "-c", entry_point], env=environ, capture_output=True, text=True,
+                              timeout=60)
+
+    assert finished.returncode == 2
+    assert "TRIPO_API_KEY is required but not set" in finished.stderr
+    assert "Traceback" not in finished.stderr
