@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from flask import Flask, g, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .http_errors import BffApi, register_error_handlers
-from .logs import configure_logging, new_request_id, set_request_id
+from .logs import configure_logging, log_mode, new_request_id, set_request_id
 from .routes import generate, health, styles, tasks
 from .services import Services
 from .settings import Settings
@@ -20,14 +23,21 @@ poll the status until it is `completed` or `failed`. Errors always have the shap
 `{"code", "status", "message", "errors"?}`; each response carries an `X-Request-ID`.
 """
 
+access_log = logging.getLogger("bff.access")
+
 _SWAGGER_ASSETS = "/docs/assets/"
+SANDBOX_NOTICE = (
+    "**SANDBOX MODE**: this instance talks to provider stand-ins, not to Tripo or OpenAI. "
+    "Results are sample files and cost nothing.\n\n"
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings.bff_log_level, settings.secrets())
+    log_mode(settings)
     app = Flask(__name__)
-    app.config.update(_openapi_config())
+    app.config.update(_openapi_config(settings))
     app.extensions["bff"] = Services.build(settings)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
@@ -36,12 +46,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
-    _register_request_ids(app)
+    _register_request_hooks(app)
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
     return app
 
 
-def _openapi_config() -> dict:
+def _openapi_config(settings: Settings) -> dict:
+    description = (SANDBOX_NOTICE if settings.bff_sandbox else "") + API_DESCRIPTION
     return {
         "API_TITLE": "makeit3d BFF",
         "API_VERSION": "1.0",
@@ -51,7 +62,7 @@ def _openapi_config() -> dict:
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
         # Served by the app itself so the docs work with no internet.
         "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
-        "API_SPEC_OPTIONS": {"info": {"description": API_DESCRIPTION}},
+        "API_SPEC_OPTIONS": {"info": {"description": description}},
     }
 
 
@@ -59,13 +70,19 @@ def _swagger_asset(filename: str):
     return send_from_directory(swagger_ui_path, filename)
 
 
-def _register_request_ids(app: Flask) -> None:
+def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
+        g.started = time.monotonic()
         g.request_id = new_request_id(request.headers.get("X-Request-ID"))
         set_request_id(g.request_id)
 
     @app.after_request
     def return_request_id(response):
         response.headers["X-Request-ID"] = g.get("request_id") or ""
+        # The path only: query strings are the client's business, not the log's.
+        access_log.info("request", extra={
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "duration_ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
+        })
         return response

@@ -102,3 +102,12 @@ def configure_logging(level: str, secrets_to_hide: tuple[str, ...] = ()) -> None
         logging.getLogger(name).propagate = True
     # urllib3 logs full URLs at DEBUG; signed provider URLs are credentials while they live.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+def log_mode(settings) -> None:
+    """Say at start whether this process spends real money."""
+    if settings.bff_sandbox:
+        logging.getLogger("bff").warning("SANDBOX MODE: providers are local stand-ins; no real calls, no cost",
+                                         extra={"sandbox": True})
+    else:
+        logging.getLogger("bff").info("live mode: real provider calls", extra={"sandbox": False})

@@ -113,3 +113,4 @@ class HealthResponse(Schema):
 class ReadinessResponse(Schema):
     status = fields.String(metadata={"example": "ready"})
     redis = fields.String(metadata={"example": "ok"})
+    sandbox = fields.Boolean(metadata={"description": "true when providers are local stand-ins (no cost)."})

@@ -52,6 +52,13 @@ def _positive_number(value: str) -> float:
     return number
 
 
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError("must be a TCP port number")
+    return port
+
+
 def _log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -64,17 +71,26 @@ class _Spec:
     default: str | None  # None: required (unless sandbox mode supplies it)
     parse: Callable[[str], object]
     secret: bool = False
+    sandbox_default: str | None = None  # used instead of ``default`` when BFF_SANDBOX is on
+
+
+SANDBOX_TRIPO_KEY = "tsk_sandbox"
+SANDBOX_OPENAI_KEY = "sk-sandbox"
+_SANDBOX_ROOT = "http://127.0.0.1:{sandbox_port}"
 
 
 # The single list of variables. ``None`` as default means required.
 _SPECS: dict[str, _Spec] = {
+    "BFF_SANDBOX": _Spec("false", _flag),
+    "BFF_SANDBOX_PORT": _Spec("8765", _port),
+    "BFF_SANDBOX_TASK_SECONDS": _Spec("20", _positive_number),
     "REDIS_URL": _Spec(None, _redis_url, secret=True),
-    "TRIPO_API_KEY": _Spec(None, _text, secret=True),
-    "TRIPO_API_BASE_URL": _Spec("https://openapi.tripo3d.ai/v3", _url),
+    "TRIPO_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_TRIPO_KEY),
+    "TRIPO_API_BASE_URL": _Spec("https://openapi.tripo3d.ai/v3", _url, sandbox_default=f"{_SANDBOX_ROOT}/tripo/v3"),
     "TRIPO_MODEL_VERSION": _Spec("v3.1-20260211", _text),
     "TRIPO_URL_TTL_SECONDS": _Spec("300", _positive_number),
-    "OPENAI_API_KEY": _Spec(None, _text, secret=True),
-    "OPENAI_API_BASE_URL": _Spec("https://api.openai.com/v1", _url),
+    "OPENAI_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_OPENAI_KEY),
+    "OPENAI_API_BASE_URL": _Spec("https://api.openai.com/v1", _url, sandbox_default=f"{_SANDBOX_ROOT}/openai/v1"),
     "OPENAI_IMAGE_MODEL": _Spec("gpt-image-2.5-sunburst", _text),
     "BFF_POLL_INTERVAL_SECONDS": _Spec("3", _positive_number),
     "BFF_TASK_DEADLINE_SECONDS": _Spec("1800", _positive_number),
@@ -85,6 +101,9 @@ _SPECS: dict[str, _Spec] = {
 
 @dataclass(frozen=True)
 class Settings:
+    bff_sandbox: bool
+    bff_sandbox_port: int
+    bff_sandbox_task_seconds: float
     redis_url: str
     tripo_api_key: str
     tripo_api_base_url: str
@@ -101,7 +120,12 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         environ = os.environ if environ is None else environ
-        values = {name.lower(): _read(name, spec, environ) for name, spec in _SPECS.items()}
+        values: dict[str, object] = {}
+        for name, spec in _SPECS.items():
+            sandbox_default = spec.sandbox_default if values.get("bff_sandbox") else None
+            if sandbox_default:
+                sandbox_default = sandbox_default.format(sandbox_port=values["bff_sandbox_port"])
+            values[name.lower()] = _read(name, spec, environ, sandbox_default)
         return cls(**values)
 
     @property
@@ -119,12 +143,13 @@ class Settings:
         )
 
 
-def _read(name: str, spec: _Spec, environ: Mapping[str, str]) -> object:
+def _read(name: str, spec: _Spec, environ: Mapping[str, str], sandbox_default: str | None) -> object:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
-        if spec.default is None:
-            raise SettingsError(f"{name} is required but not set")
-        raw = spec.default
+        raw = sandbox_default or spec.default
+        if raw is None:
+            hint = " (or set BFF_SANDBOX=true to run on provider stand-ins)" if spec.sandbox_default else ""
+            raise SettingsError(f"{name} is required but not set{hint}")
     try:
         return spec.parse(raw)
     except ValueError as error:

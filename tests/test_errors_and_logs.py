@@ -74,7 +74,7 @@ def test_provider_failures_do_not_log_the_key_or_put_it_on_the_task(redis_client
 
 
 def test_readyz_reports_redis(client):
-    assert client.get("/readyz").get_json() == {"status": "ready", "redis": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready", "redis": "ok", "sandbox": False}
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from bff.logs import configure_logging
+from bff.logs import configure_logging, log_mode
 from bff.settings import load_settings_or_exit
 
 from . import runtime
@@ -17,6 +17,7 @@ from .scheduler import PollScheduler
 
 settings = load_settings_or_exit()
 configure_logging(settings.bff_log_level, settings.secrets())
+log_mode(settings)
 worker_runtime = runtime.WorkerRuntime.build(settings)
 runtime.install(worker_runtime)
 

@@ -27,4 +27,4 @@ def readyz():
         services().redis.ping()
     except REDIS_UNAVAILABLE_ERRORS:
         abort(503, message="Not ready: Redis is unreachable.")
-    return {"status": "ready", "redis": "ok"}
+    return {"status": "ready", "redis": "ok", "sandbox": services().settings.bff_sandbox}

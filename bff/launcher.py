@@ -1,0 +1,115 @@
+"""Starts the BFF's processes: ``python -m bff.launcher web|worker|all``.
+
+This is the one place that holds the command lines of the web and worker processes;
+the Procfile, the Dockerfile and ``./run`` all come through here. ``all`` runs both as
+child processes (and, in sandbox mode, the provider stand-ins in this process), for a
+laptop or a single-container demo; production runs ``web`` and ``worker`` as separate
+services.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from .settings import Settings, load_settings_or_exit
+
+WEB_COMMAND = (
+    "gunicorn wsgi:app --config python:bff.gunicorn_config --bind 0.0.0.0:{port} --worker-class gthread --workers {web_processes} "
+    "--threads {web_threads} --timeout 60 --graceful-timeout 25"
+)
+WORKER_COMMAND = (
+    "dramatiq workers.actors --processes {worker_processes} --threads {worker_threads} "
+    "--worker-shutdown-timeout 25000"
+)
+
+
+def command_for(role: str, environ: dict[str, str]) -> list[str]:
+    """The argv of a role, with process counts from the platform's usual variables."""
+    values = {
+        "port": environ.get("PORT", "8000"),
+        "web_processes": environ.get("WEB_CONCURRENCY", "2"),
+        "web_threads": environ.get("WEB_THREADS", "8"),
+        "worker_processes": environ.get("WORKER_PROCESSES", "2"),
+        "worker_threads": environ.get("WORKER_THREADS", "8"),
+    }
+    template = {"web": WEB_COMMAND, "worker": WORKER_COMMAND}[role]
+    return template.format(**values).split()
+
+
+def main(argv: list[str]) -> int:
+    role = argv[0] if argv else "all"
+    if role not in ("web", "worker", "all"):
+        print("usage: python -m bff.launcher web|worker|all", file=sys.stderr)
+        return 2
+    settings = load_settings_or_exit()
+    if role != "all":
+        os.execvp(sys.executable, [sys.executable, "-m", *command_for(role, dict(os.environ))])
+    return run_all(settings)
+
+
+def run_all(settings: Settings) -> int:
+    environ = dict(os.environ)
+    stand_ins = _start_stand_ins(settings) if settings.bff_sandbox else None
+    children = [
+        subprocess.Popen([sys.executable, "-m", *command_for(role, environ)], env=environ)
+        for role in ("web", "worker")
+    ]
+    _print_banner(settings, environ)
+    signal.signal(signal.SIGTERM, lambda *_: _stop(children))
+    try:
+        exit_code = _wait_for_first_exit(children)
+    except KeyboardInterrupt:
+        exit_code = 0
+    _stop(children)
+    if stand_ins:
+        stand_ins.shutdown()
+    return exit_code
+
+
+def _start_stand_ins(settings: Settings):
+    from sandbox.app import create_sandbox_app
+    from sandbox.server import serve_in_thread
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # per-request lines would drown the BFF's own
+
+    app = create_sandbox_app(
+        tripo_api_key=settings.tripo_api_key,
+        task_seconds=settings.bff_sandbox_task_seconds,
+        url_ttl_seconds=settings.tripo_url_ttl_seconds,
+    )
+    return serve_in_thread(app, "127.0.0.1", settings.bff_sandbox_port)
+
+
+def _wait_for_first_exit(children: list[subprocess.Popen]) -> int:
+    """Block until a child exits (without reaping it: Popen does that) and return its code."""
+    os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+    return next((child.returncode for child in children if child.poll() is not None), 1)
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _print_banner(settings: Settings, environ: dict[str, str]) -> None:
+    base = f"http://localhost:{environ.get('PORT', '8000')}"
+    if settings.bff_sandbox:
+        mode = f"SANDBOX: provider stand-ins at http://127.0.0.1:{settings.bff_sandbox_port}, no keys, no cost"
+    else:
+        mode = "LIVE: real provider calls, real money"
+    print(f"\nmakeit3d BFF starting ({mode})\n  API:        {base}\n  Swagger UI: {base}/docs\n"
+          "  Ctrl-C stops everything.\n", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
