@@ -26,6 +26,8 @@ poll the status until it is `completed` or `failed`. Errors always have the shap
 access_log = logging.getLogger("bff.access")
 
 _SWAGGER_ASSETS = "/docs/assets/"
+# JSON bodies are small; anything larger is a mistake or an attack (answered 413).
+MAX_REQUEST_BYTES = 1024 * 1024
 SANDBOX_NOTICE = (
     "**SANDBOX MODE**: this instance talks to provider stand-ins, not to Tripo or OpenAI. "
     "Results are sample files and cost nothing.\n\n"
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.bff_log_level, settings.secrets())
     log_mode(settings)
     app = Flask(__name__)
-    app.config.update(_openapi_config(settings))
+    app.config.update(_openapi_config(settings), MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
     app.extensions["bff"] = Services.build(settings)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)

@@ -95,3 +95,13 @@ def test_redis_down_is_a_fast_503_json_on_every_route_that_needs_it(settings):
         assert response.status_code == 503 and response.get_json()["code"] == 503, path
         assert elapsed < 2.0, (path, elapsed)
     assert dead.get("/healthz").status_code == 200
+
+
+def test_an_oversized_body_is_a_json_413_and_queues_nothing(client, redis_client):
+    from bff.app import MAX_REQUEST_BYTES
+
+    response = client.post("/generate/text-to-model", data=b"{" + b" " * MAX_REQUEST_BYTES + b"}",
+                           content_type="application/json")
+
+    assert response.status_code == 413 and response.get_json()["code"] == 413
+    assert redis_client.llen("dramatiq:submit") == 0
