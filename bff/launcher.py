@@ -1,10 +1,15 @@
 """Starts the BFF's processes: ``python -m bff.launcher web|worker|all``.
 
 This is the one place that holds the command lines of the web and worker processes;
-the Procfile, the Dockerfile and ``./run`` all come through here. ``all`` runs both as
-child processes (and, in sandbox mode, the provider stand-ins in this process), for a
-laptop or a single-container demo; production runs ``web`` and ``worker`` as separate
-services.
+the Procfile, the Dockerfile and ``./run`` all come through here. Production runs
+``web`` and ``worker`` as separate services. ``all`` is for a laptop or a demo:
+
+- with a Redis server (``REDIS_URL``), web and worker run as child processes;
+- in sandbox mode with no ``REDIS_URL``, everything runs in this one process on the
+  embedded store: web server, worker threads, poller and provider stand-ins. The
+  application code is the same; only the store behind it differs.
+
+In sandbox mode the provider stand-ins run in this process either way.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 from .settings import Settings, load_settings_or_exit
 
@@ -46,14 +52,22 @@ def main(argv: list[str]) -> int:
         print("usage: python -m bff.launcher web|worker|all", file=sys.stderr)
         return 2
     settings = load_settings_or_exit()
+    if role != "all" and settings.embedded_store:
+        print("The embedded store lives in one process: use `python -m bff.launcher all`, or set REDIS_URL.",
+              file=sys.stderr)
+        return 2
     if role != "all":
         os.execvp(sys.executable, [sys.executable, "-m", *command_for(role, dict(os.environ))])
-    return run_all(settings)
-
-
-def run_all(settings: Settings) -> int:
-    environ = dict(os.environ)
     stand_ins = _start_stand_ins(settings) if settings.bff_sandbox else None
+    try:
+        return run_in_process(settings) if settings.embedded_store else run_child_processes(settings)
+    finally:
+        if stand_ins:
+            stand_ins.shutdown()
+
+
+def run_child_processes(settings: Settings) -> int:
+    environ = dict(os.environ)
     children = [
         subprocess.Popen([sys.executable, "-m", *command_for(role, environ)], env=environ)
         for role in ("web", "worker")
@@ -65,9 +79,30 @@ def run_all(settings: Settings) -> int:
     except KeyboardInterrupt:
         exit_code = 0
     _stop(children)
-    if stand_ins:
-        stand_ins.shutdown()
     return exit_code
+
+
+def run_in_process(settings: Settings) -> int:
+    """Web server, Dramatiq worker threads and the poller in this process."""
+    import dramatiq
+    from werkzeug.serving import make_server
+
+    import workers.actors  # noqa: F401  (sets up the broker on the embedded store)
+
+    from . import create_app
+
+    environ = dict(os.environ)
+    worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=int(environ.get("WORKER_THREADS", "8")))
+    worker.start()
+    server = make_server("0.0.0.0", int(environ.get("PORT", "8000")), create_app(settings), threaded=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    _print_banner(settings, environ)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    worker.stop()
+    return 0
 
 
 def _start_stand_ins(settings: Settings):
@@ -107,6 +142,8 @@ def _print_banner(settings: Settings, environ: dict[str, str]) -> None:
         mode = f"SANDBOX: provider stand-ins at http://127.0.0.1:{settings.bff_sandbox_port}, no keys, no cost"
     else:
         mode = "LIVE: real provider calls, real money"
+    if settings.embedded_store:
+        mode += "; embedded store: tasks are lost when this process stops"
     print(f"\nmakeit3d BFF starting ({mode})\n  API:        {base}\n  Swagger UI: {base}/docs\n"
           "  Ctrl-C stops everything.\n", flush=True)
 

@@ -31,7 +31,7 @@ def _url(value: str) -> str:
 
 
 def _redis_url(value: str) -> str:
-    if urlparse(value.strip()).scheme not in ("redis", "rediss", "unix"):
+    if value.strip() != EMBEDDED_REDIS_URL and urlparse(value.strip()).scheme not in ("redis", "rediss", "unix"):
         raise ValueError("must be a redis://, rediss:// or unix:// URL")
     return value.strip()
 
@@ -74,6 +74,8 @@ class _Spec:
     sandbox_default: str | None = None  # used instead of ``default`` when BFF_SANDBOX is on
 
 
+# The in-process store of sandbox mode (see bff.redis_client); never for production.
+EMBEDDED_REDIS_URL = "embedded://"
 SANDBOX_TRIPO_KEY = "tsk_sandbox"
 SANDBOX_OPENAI_KEY = "sk-sandbox"
 _SANDBOX_ROOT = "http://127.0.0.1:{sandbox_port}"
@@ -84,7 +86,7 @@ _SPECS: dict[str, _Spec] = {
     "BFF_SANDBOX": _Spec("false", _flag),
     "BFF_SANDBOX_PORT": _Spec("8765", _port),
     "BFF_SANDBOX_TASK_SECONDS": _Spec("20", _positive_number),
-    "REDIS_URL": _Spec(None, _redis_url, secret=True),
+    "REDIS_URL": _Spec(None, _redis_url, secret=True, sandbox_default=EMBEDDED_REDIS_URL),
     "TRIPO_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_TRIPO_KEY),
     "TRIPO_API_BASE_URL": _Spec("https://openapi.tripo3d.ai/v3", _url, sandbox_default=f"{_SANDBOX_ROOT}/tripo/v3"),
     "TRIPO_MODEL_VERSION": _Spec("v3.1-20260211", _text),
@@ -126,7 +128,13 @@ class Settings:
             if sandbox_default:
                 sandbox_default = sandbox_default.format(sandbox_port=values["bff_sandbox_port"])
             values[name.lower()] = _read(name, spec, environ, sandbox_default)
+        if values["redis_url"] == EMBEDDED_REDIS_URL and not values["bff_sandbox"]:
+            raise SettingsError(f"REDIS_URL {EMBEDDED_REDIS_URL} (the in-process store) needs BFF_SANDBOX=true")
         return cls(**values)
+
+    @property
+    def embedded_store(self) -> bool:
+        return self.redis_url == EMBEDDED_REDIS_URL
 
     @property
     def tripo_url_cache_seconds(self) -> float:
