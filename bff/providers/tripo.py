@@ -26,9 +26,15 @@ BATCH_READ_LIMIT = 100  # POST /tasks/list takes at most 100 ids
 
 
 class TripoClient:
-    def __init__(self, base_url: str, api_key: str, session: requests.Session | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeouts: tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+    ):
         self._base_url = base_url.rstrip("/")
-        self._session = session or requests.Session()
+        self._session = requests.Session()
+        self._timeouts = timeouts
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
     def create_task(self, path: str, body: dict) -> str:
@@ -63,7 +69,7 @@ class TripoClient:
                 f"{self._base_url}{path}",
                 json=body,
                 headers=self._headers,
-                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+                timeout=self._timeouts,
             )
         except requests.RequestException as error:
             raise classify_transport_error(error, creates=creates) from None
