@@ -4,6 +4,7 @@ create, scheduled poller, status completed, and result links that outlive Tripo'
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 
 from tests.conftest import wait_until
@@ -70,8 +71,11 @@ def test_the_request_id_follows_the_task_into_the_worker_logs(client, redis_clie
     caplog.set_level(logging.INFO)
     response = client.post("/generate/text-to-model", json={"prompt": "a boat"}, headers={"X-Request-ID": "trace-me-1"})
     task_id = response.get_json()["task_id"]
-    wait_until(lambda: store_for(redis_client).get(task_id).provider_task_id)
 
+    def submitted_lines():
+        return [JsonFormatter().format(r) for r in caplog.records
+                if r.name == "workers.submission" and r.getMessage() == "submitted"]
+
+    line = json.loads(wait_until(submitted_lines)[0])
     assert response.headers["X-Request-ID"] == "trace-me-1"
-    worker_lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "workers.submission"]
-    assert any('"request_id": "trace-me-1"' in line and f'"task_id": "{task_id}"' in line for line in worker_lines)
+    assert (line["request_id"], line["task_id"]) == ("trace-me-1", task_id)
