@@ -73,13 +73,25 @@ def run_child_processes(settings: Settings) -> int:
         for role in ("web", "worker")
     ]
     _print_banner(settings, environ)
-    signal.signal(signal.SIGTERM, lambda *_: _stop(children))
+    stopping = threading.Event()
+
+    def stop_on_sigterm(*_):
+        # Only signal here: reaping belongs to the main flow, which is blocked in waitid.
+        stopping.set()
+        for child in children:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        exit_code = _wait_for_first_exit(children)
+        _wait_for_a_child_to_exit()
     except KeyboardInterrupt:
-        exit_code = 0
+        stopping.set()
+    first_exited = next((child for child in children if child.poll() is not None), None)
     _stop(children)
-    return exit_code
+    if stopping.is_set() or first_exited is None:
+        return 0
+    print(f"{first_exited.args[2]} exited with code {first_exited.returncode}; stopping the rest", file=sys.stderr)
+    return first_exited.returncode or 1
 
 
 def run_in_process(settings: Settings) -> int:
@@ -119,10 +131,12 @@ def _start_stand_ins(settings: Settings):
     return serve_in_thread(app, "127.0.0.1", settings.bff_sandbox_port)
 
 
-def _wait_for_first_exit(children: list[subprocess.Popen]) -> int:
-    """Block until a child exits (without reaping it: Popen does that) and return its code."""
-    os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
-    return next((child.returncode for child in children if child.poll() is not None), 1)
+def _wait_for_a_child_to_exit() -> None:
+    """Block until a child exits, without reaping it (Popen does that)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        pass  # every child is already gone
 
 
 def _stop(children: list[subprocess.Popen]) -> None:
