@@ -1,7 +1,7 @@
 """Run a WSGI app on a real local port in a background thread.
 
-Tests use it to talk to the Tripo stand-in over real HTTP; a frontend developer can
-run the stand-in on its own with `python -m sandbox.server --port 8765`.
+Tests use it to talk to the stand-ins over real HTTP; the stand-ins alone can be run
+with `python -m sandbox.server --port 8765`.
 """
 
 import argparse
@@ -51,19 +51,21 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> RunningServe
 
 
 def main(argv=None) -> None:
-    """Serve the Tripo stand-in in the foreground until interrupted."""
-    from sandbox.tripo import create_tripo_app
+    """Serve all provider stand-ins in the foreground until interrupted."""
+    from sandbox.app import create_sandbox_app
 
-    parser = argparse.ArgumentParser(description="Run the Tripo apiv3 stand-in.")
+    parser = argparse.ArgumentParser(description="Run the Tripo and OpenAI stand-ins on one port.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--api-key", default="tsk_sandbox")
+    parser.add_argument("--tripo-api-key", default="tsk_sandbox")
+    parser.add_argument("--openai-api-key", default="sk-sandbox")
     parser.add_argument("--task-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
-    running = serve_in_thread(
-        create_tripo_app(api_key=args.api_key, task_seconds=args.task_seconds), args.host, args.port
-    )
-    print(f"Tripo stand-in at {running.base_url}/v3 (key {args.api_key}); Ctrl-C stops it")
+    app = create_sandbox_app(tripo_api_key=args.tripo_api_key, openai_api_key=args.openai_api_key,
+                             task_seconds=args.task_seconds)
+    running = serve_in_thread(app, args.host, args.port)
+    print(f"Tripo stand-in at {running.base_url}/tripo/v3, OpenAI stand-in at {running.base_url}/openai/v1; "
+          "Ctrl-C stops them")
     try:
         running.thread.join()
     except KeyboardInterrupt:

@@ -13,17 +13,17 @@ import hashlib
 import hmac
 import re
 import secrets
-import socket
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from typing import Callable, NamedTuple
 
 from flask import Flask, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from sandbox import assets
+from sandbox.faults import Controls, install_hooks
 
 GENERATION_MODELS = ("v3.1-20260211", "v3.0-20250812", "v2.5-20250123", "P1-20260311")
 RETEXTURE_MODELS = ("v2.5-20250123", "v3.0-20250812", "v3.5-20260815")
@@ -81,6 +81,16 @@ class TripoError(Exception):
         self.status, self.code, self.message = status, code, message
         self.suggestion, self.headers = suggestion, dict(headers or {})
 
+    @classmethod
+    def from_http(cls, error: HTTPException) -> "TripoError":
+        code = CODE_SERVER_ERROR if error.code >= 500 else CODE_INVALID_PARAMETER
+        return cls(error.code, code, error.description or error.name)
+
+    def response(self) -> ResponseReturnValue:
+        body = {"code": self.code, "message": self.message, "suggestion": self.suggestion,
+                "request_id": g.get("request_id") or str(uuid.uuid4())}
+        return jsonify(body), self.status, self.headers
+
 
 class RecordedRequest(NamedTuple):
     """One request as the stand-in received it."""
@@ -125,34 +135,16 @@ class Task:
         return "running", max(0, min(99, int(99 * fraction)))
 
 
-@dataclasses.dataclass
-class _Fault:
-    kind: str
-    suffix: str
-    remaining: int
-    params: dict
-
-
-class TripoSandbox:
+class TripoSandbox(Controls):
     """State and controls of one stand-in app; every method is thread-safe."""
 
     def __init__(self, api_key: str, task_seconds: float, url_ttl_seconds: float,
                  clock: Callable[[], float]):
-        self.api_key = api_key
         self.task_seconds = task_seconds
         self.url_ttl_seconds = url_ttl_seconds
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self.reset()
+        super().__init__(api_key, clock)
 
     # --- observing -------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of every request received, oldest first."""
-        with self._lock:
-            return list(self._requests)
 
     def creates(self) -> list[RecordedRequest]:
         """The requests to the four create endpoints."""
@@ -171,19 +163,19 @@ class TripoSandbox:
                   times: int = 1) -> None:
         """Answer the next `times` requests whose path ends with `path_suffix` with this
         error, before any processing (nothing is created)."""
-        error = {"status": status, "code": code, "message": message, "headers": headers}
-        self._add_fault("fail", path_suffix, times, error)
+        self.faults.add_failure(path_suffix, times, status=status, code=code, message=message,
+                                headers=headers)
 
     def drop_next(self, path_suffix: str, after_processing: bool, times: int = 1) -> None:
         """Close the connection of the next `times` matching requests with no response;
         with `after_processing` the request takes effect first (the ambiguous case)."""
-        self._add_fault("drop_after" if after_processing else "drop_before", path_suffix, times, {})
+        self.faults.add_drop(path_suffix, after_processing, times)
 
     def delay_next(self, path_suffix: str, seconds: float, times: int = 1) -> None:
         """Hold the response of the next `times` matching requests for `seconds`. The
         request takes effect first, as when a real create succeeds but answers late.
         reset() cuts pending delays short."""
-        self._add_fault("delay", path_suffix, times, {"seconds": seconds})
+        self.faults.add_delay(path_suffix, seconds, times)
 
     def set_outcome(self, task_id: str | None, status: str, error_code: int | None = None,
                     error_message: str | None = None) -> None:
@@ -207,34 +199,11 @@ class TripoSandbox:
     def reset(self) -> None:
         """Forget requests, tasks and pending faults; wake delayed responses."""
         with self._lock:
-            self._requests: list[RecordedRequest] = []
             self._tasks: dict[str, Task] = {}
-            self._faults: list[_Fault] = []
             self._next_outcome: Outcome | None = None
-            self._wake.set()
-            self._wake = threading.Event()
+        super().reset()
 
     # --- used by the app -------------------------------------------------------
-
-    def record(self, entry: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(entry)
-
-    def take_fault(self, kind: str, path: str) -> dict | None:
-        """Consume one pending fault of `kind` matching `path`; its params, or None."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.kind == kind and path.endswith(fault.suffix):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault.params
-        return None
-
-    def wait(self, seconds: float) -> None:
-        with self._lock:
-            wake = self._wake
-        wake.wait(seconds)
 
     def add_task(self, task_type: str, body: dict, textured: bool) -> Task:
         now = self.clock()
@@ -247,12 +216,6 @@ class TripoSandbox:
             self._next_outcome = None
             self._tasks[task.task_id] = task
         return task
-
-    def _add_fault(self, kind: str, suffix: str, times: int, params: dict) -> None:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            self._faults.append(_Fault(kind, suffix, times, params))
 
     def _replace_task(self, task_id: str, **changes) -> None:
         self._tasks[task_id] = dataclasses.replace(self._tasks[task_id], **changes)
@@ -316,7 +279,9 @@ def create_tripo_app(api_key: str = "tsk_sandbox", task_seconds: float = 20.0,
     sandbox = TripoSandbox(api_key, task_seconds, url_ttl_seconds, clock)
     signer = _Signer(url_ttl_seconds)
     app.extensions["tripo_sandbox"] = sandbox
-    _install_hooks(app, sandbox)
+    install_hooks(app, sandbox, TripoError, request_id_header="X-Tripo-Trace-ID",
+                  new_request_id=lambda: str(uuid.uuid4()), recorded_request=_recorded_request,
+                  authenticate=_check_auth)
     _install_task_routes(app, sandbox, signer)
     _install_create_routes(app, sandbox)
     _install_file_route(app, sandbox, signer)
@@ -326,65 +291,18 @@ def create_tripo_app(api_key: str = "tsk_sandbox", task_seconds: float = 20.0,
 # --- request pipeline ---------------------------------------------------------
 
 
-def _install_hooks(app: Flask, sandbox: TripoSandbox) -> None:
-    @app.before_request
-    def before():
-        g.request_id = str(uuid.uuid4())
-        sandbox.record(RecordedRequest(request.method, request.path,
-                                       request.get_json(silent=True), dict(request.headers)))
-        if sandbox.take_fault("drop_before", request.path) is not None:
-            return _drop_connection()
-        error = sandbox.take_fault("fail", request.path)
-        if error is not None:
-            raise TripoError(**error)
-        if request.path.startswith("/v3/"):
-            _check_auth(sandbox.api_key)
-        return None
-
-    @app.after_request
-    def after(response):
-        delay = sandbox.take_fault("delay", request.path)
-        if delay is not None:
-            sandbox.wait(delay["seconds"])
-        if sandbox.take_fault("drop_after", request.path) is not None:
-            _drop_connection()
-        response.headers["X-Tripo-Trace-ID"] = g.request_id
-        return response
-
-    @app.errorhandler(TripoError)
-    def tripo_error(error: TripoError):
-        return _error_response(error)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        code = CODE_SERVER_ERROR if error.code >= 500 else CODE_INVALID_PARAMETER
-        return _error_response(TripoError(error.code, code, error.description or error.name))
-
-
-def _drop_connection() -> Response:
-    # Shutting the socket down (rather than raising) makes werkzeug's write of the
-    # response fail with a broken pipe, which it treats as a dropped connection: the
-    # client sees the connection close with no response at all.
-    connection = request.environ.get("werkzeug.socket")
-    if connection is None:
-        raise RuntimeError("drop_next needs a real server (sandbox.server), not a test client")
-    connection.shutdown(socket.SHUT_RDWR)
-    return Response(status=204)
+def _recorded_request() -> RecordedRequest:
+    return RecordedRequest(request.method, request.path, request.get_json(silent=True),
+                           dict(request.headers))
 
 
 def _check_auth(api_key: str) -> None:
+    # Output files are outside /v3: their signed URLs are fetched with no key.
+    if not request.path.startswith("/v3/"):
+        return
     if request.headers.get("Authorization") != f"Bearer {api_key}":
         raise TripoError(401, CODE_AUTH, "Invalid or missing API key.",
                          "Send the header 'Authorization: Bearer <your tsk_ key>'.")
-
-
-def _error_response(error: TripoError) -> Response:
-    body = {"code": error.code, "message": error.message, "suggestion": error.suggestion,
-            "request_id": g.get("request_id") or str(uuid.uuid4())}
-    response = jsonify(body)
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
 
 
 def _ok(data: dict) -> Response:

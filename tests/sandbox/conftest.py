@@ -1,12 +1,14 @@
-"""Fixtures for the Tripo stand-in tests: one real server per module, a hand-moved clock."""
+"""Fixtures for the stand-in tests: one real server per module, a hand-moved clock."""
 
 import pytest
 import requests
 
+from sandbox.openai import create_openai_app
 from sandbox.server import serve_in_thread
 from sandbox.tripo import create_tripo_app
 
 API_KEY = "tsk_test"
+OPENAI_API_KEY = "sk-test"
 TASK_SECONDS = 20.0
 URL_TTL_SECONDS = 300.0
 START = 1_800_000_000.0
@@ -57,21 +59,57 @@ class Tripo:
         return self.task(task_id)
 
 
+class OpenAI:
+    """What an OpenAI test needs: the server, the controller, the clock and an
+    authorised client of the edits endpoint."""
+
+    def __init__(self, server, sandbox, clock):
+        self.server, self.sandbox, self.clock = server, sandbox, clock
+        self.url = f"{server.base_url}/v1/images/edits"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {OPENAI_API_KEY}"
+
+    def edit(self, files, **fields):
+        """POST multipart: `files` as requests takes them, `fields` as text parts."""
+        return self.http.post(self.url, data=fields, files=files, timeout=5)
+
+
+def _serve(app, extension: str, clock: FakeClock):
+    server = serve_in_thread(app)
+    yield server, app.extensions[extension], clock
+    server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def _running():
     clock = FakeClock()
     app = create_tripo_app(api_key=API_KEY, task_seconds=TASK_SECONDS,
                            url_ttl_seconds=URL_TTL_SECONDS, clock=clock)
-    server = serve_in_thread(app)
-    yield server, app.extensions["tripo_sandbox"], clock
-    server.shutdown()
+    yield from _serve(app, "tripo_sandbox", clock)
+
+
+@pytest.fixture(scope="module")
+def _openai_running():
+    clock = FakeClock()
+    app = create_openai_app(api_key=OPENAI_API_KEY, clock=clock)
+    yield from _serve(app, "openai_sandbox", clock)
+
+
+def _fresh_client(running, client_class):
+    """A client of a server shared by the module, with its stand-in and clock as new."""
+    server, sandbox, clock = running
+    sandbox.reset()
+    clock.now = START
+    client = client_class(server, sandbox, clock)
+    yield client
+    client.http.close()
 
 
 @pytest.fixture
 def tripo(_running):
-    server, sandbox, clock = _running
-    sandbox.reset()
-    clock.now = START
-    client = Tripo(server, sandbox, clock)
-    yield client
-    client.http.close()
+    yield from _fresh_client(_running, Tripo)
+
+
+@pytest.fixture
+def openai(_openai_running):
+    yield from _fresh_client(_openai_running, OpenAI)
