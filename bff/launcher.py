@@ -23,9 +23,12 @@ import threading
 
 from .settings import Settings, load_settings_or_exit
 
+# --keep-alive 75: longer than the idle timeouts of clients and platform routers, so an
+# idle keep-alive connection is never closed by gunicorn just as a client reuses it
+# (gunicorn's 2 s default made a mobile client's next POST fail with a reset).
 WEB_COMMAND = (
     "gunicorn wsgi:app --config python:bff.gunicorn_config --bind 0.0.0.0:{port} --worker-class gthread --workers {web_processes} "
-    "--threads {web_threads} --timeout 60 --graceful-timeout 25"
+    "--threads {web_threads} --timeout 60 --graceful-timeout 25 --keep-alive 75"
 )
 WORKER_COMMAND = (
     "dramatiq workers.actors --processes {worker_processes} --threads {worker_threads} "
@@ -125,6 +128,7 @@ def _start_stand_ins(settings: Settings):
 
     app = create_sandbox_app(
         tripo_api_key=settings.tripo_api_key,
+        openai_api_key=settings.openai_api_key,
         task_seconds=settings.bff_sandbox_task_seconds,
         url_ttl_seconds=settings.tripo_url_ttl_seconds,
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from .image_urls import image_url_problem
+from .services import services
 from .styles import STYLE_NAMES, TRIPO, styled_prompt
 
 TRIPO_PROMPT_LIMIT = 1024
@@ -53,6 +55,82 @@ class TextToModelRequest(Schema):
             raise ValidationError(
                 f"With style {data['style']!r} the prompt can be at most {room} characters.", field_name="prompt"
             )
+
+
+def _check_image_url(url: str) -> None:
+    problem = image_url_problem(url, allow_http=services().settings.bff_sandbox)
+    if problem:
+        raise ValidationError(problem)
+
+
+_IMAGE_PROMPT_NOTE = (
+    "Accepted for compatibility and recorded with the task, but Tripo's image endpoints take no "
+    "prompt: it does not change the 3D result."
+)
+_IMAGE_URL_NOTE = (
+    "An https:// URL of a JPEG or PNG that Tripo downloads itself (at most 20 MB, each side "
+    "20..6000 px). Public hosts only."
+)
+VIEW_ORDER = ("front", "left", "back", "right")
+
+
+class _ImageInputOptions(Schema):
+    prompt = fields.String(
+        load_default=None,
+        validate=validate.Length(max=TRIPO_PROMPT_LIMIT),
+        metadata={"description": _IMAGE_PROMPT_NOTE},
+    )
+    style = fields.String(
+        load_default=None,
+        validate=validate.OneOf(STYLE_NAMES),
+        metadata={"description": f"A style name from GET /styles. {_IMAGE_PROMPT_NOTE}"},
+    )
+    texture = fields.Boolean(
+        load_default=True,
+        metadata={"description": "false for an untextured model: cheaper and faster, good for a draft."},
+    )
+
+
+class SketchToModelRequest(_ImageInputOptions):
+    image_url = fields.String(
+        required=True,
+        validate=_check_image_url,
+        metadata={"description": f"The sketch. {_IMAGE_URL_NOTE}", "example": "https://example.com/sketch.png"},
+    )
+
+
+class ImageToModelRequest(_ImageInputOptions):
+    image_urls = fields.List(
+        fields.String(allow_none=True, validate=_check_image_url),
+        required=True,
+        metadata={
+            "description": "Photos of one object from several sides, in the order **front, left, back, right**. "
+            "The front view is required; `null` marks a missing view. One photo makes a single-image model; "
+            f"two to four make a multiview model. {_IMAGE_URL_NOTE}",
+            "example": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
+                        "https://example.com/right.jpg"],
+        },
+    )
+
+    @validates("image_urls")
+    def _views_in_order(self, value: list, **_) -> None:
+        order = ", ".join(VIEW_ORDER)
+        if not 1 <= len(value) <= len(VIEW_ORDER):
+            raise ValidationError(f"Give 1 to 4 views, in the order {order} (null for a missing view).")
+        if value[0] is None:
+            raise ValidationError(f"The first entry is the front view and is required (order: {order}).")
+
+
+class RefineModelRequest(Schema):
+    draft_model_task_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "The task_id of a completed model task of this service (for example a cheap "
+            "`texture: false` draft).",
+            "example": "oE3h1pK3Qm0wB0tqXcK9Vd8a",
+        },
+    )
 
 
 class TaskAcceptedResponse(Schema):

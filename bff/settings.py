@@ -90,6 +90,7 @@ _SPECS: dict[str, _Spec] = {
     "TRIPO_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_TRIPO_KEY),
     "TRIPO_API_BASE_URL": _Spec("https://openapi.tripo3d.ai/v3", _url, sandbox_default=f"{_SANDBOX_ROOT}/tripo/v3"),
     "TRIPO_MODEL_VERSION": _Spec("v3.1-20260211", _text),
+    "TRIPO_REFINE_MODEL_VERSION": _Spec("v3.0-20250812", _text),
     "TRIPO_URL_TTL_SECONDS": _Spec("300", _positive_number),
     "OPENAI_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_OPENAI_KEY),
     "OPENAI_API_BASE_URL": _Spec("https://api.openai.com/v1", _url, sandbox_default=f"{_SANDBOX_ROOT}/openai/v1"),
@@ -110,6 +111,7 @@ class Settings:
     tripo_api_key: str
     tripo_api_base_url: str
     tripo_model_version: str
+    tripo_refine_model_version: str
     tripo_url_ttl_seconds: float
     openai_api_key: str
     openai_api_base_url: str

@@ -6,9 +6,12 @@ so a worker never receives a message for a task that does not exist.
 
 from __future__ import annotations
 
+from flask_smorest import abort
+
 from .logs import current_request_id
 from .services import services
-from .task import Task
+from .task import COMPLETED, Task
+from .tripo_requests import MODEL_KINDS
 
 
 def accept_task(*, service: str, kind: str, params: dict) -> Task:
@@ -17,3 +20,15 @@ def accept_task(*, service: str, kind: str, params: dict) -> Task:
     found.store.create(task)
     found.queue.submit(task.id, task.request_id)
     return task
+
+
+def refine_params(draft_task_id: str) -> dict:
+    """The parameters of a refine task, or a 404/409 saying why the draft cannot be refined."""
+    draft = services().store.get(draft_task_id)
+    if draft is None:
+        abort(404, message=f"No task with id {draft_task_id!r}.")
+    if draft.service != "tripo" or draft.kind not in MODEL_KINDS:
+        abort(409, message="Only a 3D model task can be refined; this task is not one.")
+    if draft.status != COMPLETED or not draft.provider_task_id:
+        abort(409, message=f"The draft is {draft.status}; only a completed model can be refined.")
+    return {"draft_model_task_id": draft.id, "draft_provider_task_id": draft.provider_task_id}

@@ -1,7 +1,8 @@
 """What the BFF sends to Tripo for each kind of generation task.
 
 One builder per task kind turns the parameters recorded on the task into the create
-call of providers.md: the path and the exact JSON body.
+call of providers.md: the path and the exact JSON body. Image endpoints take no prompt
+at Tripo, so a recorded prompt or style is never sent for them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ from .styles import TRIPO, styled_prompt
 from .task import Task
 
 TEXT_TO_MODEL = "text_to_model"
+SKETCH_TO_MODEL = "sketch_to_model"
+IMAGE_TO_MODEL = "image_to_model"
+REFINE_MODEL = "refine_model"
+MODEL_KINDS = frozenset({TEXT_TO_MODEL, SKETCH_TO_MODEL, IMAGE_TO_MODEL, REFINE_MODEL})
+
+# How a missing view travels in multiview `inputs`. providers.md: the official Python SDK
+# sends null, the JS SDK "", older docs {}; this is the one place that choice is made.
+MISSING_VIEW = None
+MULTIVIEW_SLOTS = 4
+
+# Refinement: Tripo retired refine_model; re-texturing the draft at a higher quality is
+# the closest live capability.
+REFINE_TEXTURE_QUALITY = "detailed"
 
 
 def _texture_flags(texture: bool) -> dict:
@@ -21,16 +35,51 @@ def _texture_flags(texture: bool) -> dict:
 
 
 def _text_to_model(params: dict, settings: Settings) -> tuple[str, dict]:
-    body = {
+    return "/generation/text-to-model", {
         "prompt": styled_prompt(params["prompt"], params.get("style"), TRIPO),
         "model": settings.tripo_model_version,
         **_texture_flags(params["texture"]),
     }
-    return "/generation/text-to-model", body
+
+
+def _single_image(url: str, texture: bool, settings: Settings) -> tuple[str, dict]:
+    return "/generation/image-to-model", {
+        "input": url,
+        "model": settings.tripo_model_version,
+        **_texture_flags(texture),
+    }
+
+
+def _sketch_to_model(params: dict, settings: Settings) -> tuple[str, dict]:
+    return _single_image(params["image_url"], params["texture"], settings)
+
+
+def _image_to_model(params: dict, settings: Settings) -> tuple[str, dict]:
+    views = list(params["image_urls"]) + [None] * (MULTIVIEW_SLOTS - len(params["image_urls"]))
+    if sum(view is not None for view in views) == 1:
+        return _single_image(views[0], params["texture"], settings)
+    return "/generation/multiview-to-model", {
+        "inputs": [MISSING_VIEW if view is None else view for view in views],
+        "model": settings.tripo_model_version,
+        **_texture_flags(params["texture"]),
+    }
+
+
+def _refine_model(params: dict, settings: Settings) -> tuple[str, dict]:
+    return "/models/texture", {
+        "input": params["draft_provider_task_id"],
+        "model": settings.tripo_refine_model_version,
+        "texture": True,
+        "pbr": True,
+        "texture_quality": REFINE_TEXTURE_QUALITY,
+    }
 
 
 _BUILDERS: dict[str, Callable[[dict, Settings], tuple[str, dict]]] = {
     TEXT_TO_MODEL: _text_to_model,
+    SKETCH_TO_MODEL: _sketch_to_model,
+    IMAGE_TO_MODEL: _image_to_model,
+    REFINE_MODEL: _refine_model,
 }
 
 

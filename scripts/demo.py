@@ -15,25 +15,17 @@ import io
 import struct
 import sys
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import requests
 
+SAMPLE_IMAGE_URL = "https://cdn.makeit3d.app/samples/robot-front.png"
 POLL_SECONDS = 2.0
 TIMEOUT_SECONDS = 600.0
 
 
 class DemoFailure(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Flow:
-    name: str
-    path: str
-    json_body: dict
-    downloads: tuple[tuple[str, Callable[[bytes], str]], ...]  # (status field, checker)
 
 
 def check_glb(data: bytes) -> str:
@@ -55,26 +47,51 @@ def check_png(data: bytes) -> str:
         return f"PNG {image.width}x{image.height}"
 
 
-FLOWS = (
-    Flow(
-        name="text-to-model",
-        path="/generate/text-to-model",
-        json_body={"prompt": "a friendly dragon sitting on a treasure chest", "style": "toy", "texture": True},
-        downloads=(("result_url", check_glb), ("preview_url", check_png)),
-    ),
-)
+MODEL_DOWNLOADS = (("result_url", check_glb), ("preview_url", check_png))
 
 
-def run_flow(session: requests.Session, base_url: str, flow: Flow) -> str:
-    accepted = session.post(f"{base_url}{flow.path}", json=flow.json_body, timeout=30)
-    if accepted.status_code != 202:
-        raise DemoFailure(f"submit answered {accepted.status_code}: {accepted.text[:300]}")
-    body = accepted.json()
-    print(f"[{flow.name}] task {body['task_id']} accepted")
-    status = wait_for_end(session, body["status_url"], flow.name)
-    if status["status"] != "completed":
-        raise DemoFailure(f"task failed: {status['error']}")
-    return "; ".join(download_and_check(session, status[field], check) for field, check in flow.downloads)
+class Demo:
+    """The flows, in the order the app uses them; refine works on the first flow's draft."""
+
+    def __init__(self, base_url: str, image_url: str):
+        self.base_url = base_url
+        self.image_url = image_url
+        self.session = requests.Session()
+        self.draft_task_id: str | None = None
+
+    def flows(self) -> list[tuple[str, Callable[[], str]]]:
+        return [
+            ("text-to-model (draft)", self.text_to_model),
+            ("sketch-to-model", lambda: self.model("/generate/sketch-to-model", {"image_url": self.image_url})),
+            ("image-to-model (multiview)", lambda: self.model(
+                "/generate/image-to-model", {"image_urls": [self.image_url, None, self.image_url]})),
+            ("refine-model", self.refine),
+        ]
+
+    def text_to_model(self) -> str:
+        body = {"prompt": "a friendly dragon sitting on a treasure chest", "style": "toy", "texture": False}
+        self.draft_task_id, summary = self.run("/generate/text-to-model", body, MODEL_DOWNLOADS)
+        return summary
+
+    def refine(self) -> str:
+        if not self.draft_task_id:
+            raise DemoFailure("no completed draft to refine")
+        return self.model("/generate/refine-model", {"draft_model_task_id": self.draft_task_id})
+
+    def model(self, path: str, body: dict) -> str:
+        return self.run(path, body, MODEL_DOWNLOADS)[1]
+
+    def run(self, path: str, body: dict, downloads) -> tuple[str, str]:
+        accepted = self.session.post(f"{self.base_url}{path}", json=body, timeout=30)
+        if accepted.status_code != 202:
+            raise DemoFailure(f"submit answered {accepted.status_code}: {accepted.text[:300]}")
+        task = accepted.json()
+        print(f"[{path}] task {task['task_id']} accepted")
+        status = wait_for_end(self.session, task["status_url"], path)
+        if status["status"] != "completed":
+            raise DemoFailure(f"task failed: {status['error']}")
+        checks = [download_and_check(self.session, status[field], check) for field, check in downloads]
+        return task["task_id"], "; ".join(checks)
 
 
 def wait_for_end(session: requests.Session, status_url: str, name: str) -> dict:
@@ -104,15 +121,16 @@ def download_and_check(session: requests.Session, url: str | None, check: Callab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", default="http://localhost:8000")
+    parser.add_argument("--image-url", default=SAMPLE_IMAGE_URL,
+                        help="a public https image for the image flows (the sandbox does not fetch it)")
     args = parser.parse_args(argv)
-    base_url = args.base_url.rstrip("/")
-    session = requests.Session()
+    demo = Demo(args.base_url.rstrip("/"), args.image_url)
     results = []
-    for flow in FLOWS:
+    for name, flow in demo.flows():
         try:
-            results.append((flow.name, True, run_flow(session, base_url, flow)))
+            results.append((name, True, flow()))
         except (DemoFailure, requests.RequestException, ValueError, KeyError) as error:
-            results.append((flow.name, False, str(error)))
+            results.append((name, False, str(error)))
     print("\nSummary")
     for name, ok, detail in results:
         print(f"  {'OK  ' if ok else 'FAIL'} {name}: {detail}")

@@ -9,7 +9,8 @@ def test_the_spec_documents_every_route_with_its_errors(client):
     spec = client.get("/openapi.json").get_json()
 
     assert set(spec["paths"]) == {
-        "/generate/text-to-model", "/tasks/{task_id}/status", "/tasks/{task_id}/result",
+        "/generate/text-to-model", "/generate/sketch-to-model", "/generate/image-to-model",
+        "/generate/refine-model", "/tasks/{task_id}/status", "/tasks/{task_id}/result",
         "/tasks/{task_id}/preview", "/styles", "/healthz", "/readyz",
     }
     generate = spec["paths"]["/generate/text-to-model"]["post"]
@@ -27,3 +28,13 @@ def test_swagger_ui_loads_only_assets_the_app_serves(client):
     assert assets and all(asset.startswith("/docs/assets/") for asset in assets)
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_the_multiview_order_is_shown_with_an_example(client):
+    spec = client.get("/openapi.json").get_json()
+    operation = spec["paths"]["/generate/image-to-model"]["post"]
+
+    example = operation["requestBody"]["content"]["application/json"]["example"]
+    assert example["image_urls"][2] is None and len(example["image_urls"]) == 4
+    assert "front, left, back, right" in operation["description"]
+    assert {"404", "409"} <= set(spec["paths"]["/generate/refine-model"]["post"]["responses"])

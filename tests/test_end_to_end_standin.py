@@ -211,3 +211,44 @@ def test_a_task_that_stalls_at_99_fails_at_its_deadline(client, redis_client, wo
     failed = wait_for_status(client, task_id, "failed")
 
     assert failed["error"]["code"] == "timeout"
+
+
+PHOTO = "https://cdn.makeit3d.app/photos/{}.jpg"
+
+
+def run_to_completion(client, redis_client, stand_in, path: str, body: dict) -> str:
+    response = client.post(path, json=body)
+    assert response.status_code == 202, response.get_json()
+    task_id = response.get_json()["task_id"]
+    wait_for_submission(redis_client, task_id)
+    stand_in.finish_all()
+    wait_for_status(client, task_id, "completed")
+    assert download(client, f"/tasks/{task_id}/result").content.startswith(b"glTF")
+    return task_id
+
+
+@pytest.mark.parametrize("path, body, tripo_type", [
+    ("/generate/sketch-to-model", {"image_url": PHOTO.format("sketch")}, "image_to_model"),
+    ("/generate/image-to-model", {"image_urls": [PHOTO.format("front")]}, "image_to_model"),
+    ("/generate/image-to-model", {"image_urls": [PHOTO.format("front"), None, PHOTO.format("back")]},
+     "multiview_to_model"),
+])
+def test_image_endpoints_run_to_a_downloadable_model(client, redis_client, worker, stand_in, path, body, tripo_type):
+    task_id = run_to_completion(client, redis_client, stand_in, path, body)
+
+    provider_id = store_for(redis_client).get(task_id).provider_task_id
+    assert stand_in.control.tasks[provider_id].type == tripo_type
+
+
+def test_a_cheap_draft_then_refine_gives_a_textured_model(client, redis_client, worker, stand_in):
+    draft_id = run_to_completion(client, redis_client, stand_in, "/generate/text-to-model",
+                                 {"prompt": "a chess knight", "texture": False})
+
+    refine_id = run_to_completion(client, redis_client, stand_in, "/generate/refine-model",
+                                  {"draft_model_task_id": draft_id})
+
+    refined = download(client, f"/tasks/{refine_id}/result").content
+    assert gltf_json(refined).get("images")
+    draft_provider_id = store_for(redis_client).get(draft_id).provider_task_id
+    assert stand_in.control.creates()[-1].json["input"] == draft_provider_id
+    assert status_of(client, draft_id)["status"] == "completed"

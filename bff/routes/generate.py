@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from ..schemas import TaskAcceptedResponse, TextToModelRequest
-from ..task_intake import accept_task
+from ..schemas import (
+    ImageToModelRequest,
+    RefineModelRequest,
+    SketchToModelRequest,
+    TaskAcceptedResponse,
+    TextToModelRequest,
+)
+from ..task_intake import accept_task, refine_params
 from ..task_view import accepted_body, status_url
-from ..tripo_requests import TEXT_TO_MODEL
+from ..tripo_requests import IMAGE_TO_MODEL, REFINE_MODEL, SKETCH_TO_MODEL, TEXT_TO_MODEL
 
 blp = Blueprint(
     "generate",
@@ -37,3 +43,55 @@ def text_to_model(args: dict):
     GET /styles); `texture: false` gives a cheaper untextured draft.
     """
     return _accepted("tripo", TEXT_TO_MODEL, args)
+
+
+@blp.route("/sketch-to-model", methods=["POST"])
+@blp.arguments(SketchToModelRequest, example={"image_url": "https://example.com/sketch.png", "texture": False})
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def sketch_to_model(args: dict):
+    """Sketch to 3D model (Tripo)
+
+    Generates a 3D model from one image (a sketch or a photo) at a public https URL.
+    `prompt` and `style` are recorded but do not change the result: Tripo's image
+    endpoints take no prompt.
+    """
+    return _accepted("tripo", SKETCH_TO_MODEL, args)
+
+
+@blp.route("/image-to-model", methods=["POST"])
+@blp.arguments(
+    ImageToModelRequest,
+    example={"image_urls": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
+                            "https://example.com/right.jpg"]},
+)
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def image_to_model(args: dict):
+    """Photos to 3D model (Tripo)
+
+    Generates a 3D model from photos of one object from several sides, given in the
+    order **front, left, back, right** (`null` for a missing view; front is required).
+    One photo uses Tripo's single-image generation, two to four its multiview
+    generation. `prompt` and `style` are recorded but do not change the result.
+    """
+    return _accepted("tripo", IMAGE_TO_MODEL, args)
+
+
+@blp.route("/refine-model", methods=["POST"])
+@blp.arguments(RefineModelRequest, example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def refine_model(args: dict):
+    """Refine a model (Tripo)
+
+    Re-textures a completed model at a higher quality (detailed PBR texture), keeping
+    its geometry. The refinement is a new task with its own status. Recommended flow:
+    a cheap untextured draft (`texture: false`), then refine the one the user likes.
+    """
+    return _accepted("tripo", REFINE_MODEL, refine_params(args["draft_model_task_id"]))
