@@ -51,6 +51,10 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
         "The service's provider key was rejected.",
         "Operator: check the provider API key.",
     ),
+    "provider_access_denied": (
+        "The provider refused this service's account (for example, its region is not supported).",
+        "Operator: check the provider account and where the service runs.",
+    ),
     "provider_insufficient_credit": (
         "The service's provider account has run out of credit.",
         "Operator: top up the provider account.",

@@ -6,6 +6,7 @@ field name is a 422 rather than a silently ignored option.
 
 from __future__ import annotations
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from .image_urls import image_url_problem
@@ -13,7 +14,15 @@ from .services import services
 from .styles import STYLE_NAMES, TRIPO, styled_prompt
 
 TRIPO_PROMPT_LIMIT = 1024
+OPENAI_PROMPT_LIMIT = 32000
+IMAGE_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+BACKGROUNDS = ("transparent", "opaque", "auto")
 SERVICES = ("tripo", "openai")
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
 
 
 def _is_emoji(char: str) -> bool:
@@ -24,7 +33,7 @@ def _is_emoji(char: str) -> bool:
 class TextToModelRequest(Schema):
     prompt = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=TRIPO_PROMPT_LIMIT),
+        validate=[validate.Length(min=1, max=TRIPO_PROMPT_LIMIT), _not_blank],
         metadata={
             "description": "What to model, 1..1024 characters (less with a style, which adds words). No emoji.",
             "example": "a friendly dragon sitting on a treasure chest",
@@ -41,9 +50,7 @@ class TextToModelRequest(Schema):
     )
 
     @validates("prompt")
-    def _prompt_is_printable_text(self, value: str, **_) -> None:
-        if not value.strip():
-            raise ValidationError("Must not be blank.")
+    def _prompt_has_no_emoji(self, value: str, **_) -> None:
         if any(_is_emoji(char) for char in value):
             raise ValidationError("Must not contain emoji (Tripo rejects them).")
 
@@ -133,6 +140,36 @@ class RefineModelRequest(Schema):
     )
 
 
+class ImageToImageRequest(Schema):
+    image = Upload(
+        required=True,
+        metadata={"description": "The sketch or photo: PNG, JPEG or WebP, at most BFF_MAX_UPLOAD_MB (20 MB by "
+                  "default) and 8192 px a side. Checked by decoding it."},
+    )
+    prompt = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=OPENAI_PROMPT_LIMIT), _not_blank],
+        metadata={"description": "What the concept images should show, 1..32000 characters.",
+                  "example": "a cute robot toy, front view"},
+    )
+    style = fields.String(
+        load_default=None,
+        validate=validate.OneOf(STYLE_NAMES),
+        metadata={"description": "A style name from GET /styles."},
+    )
+    n = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=10),
+        metadata={"description": "How many images, 1..10.", "example": 2},
+    )
+    size = fields.String(load_default="1024x1024", validate=validate.OneOf(IMAGE_SIZES))
+    background = fields.String(
+        load_default=None,
+        validate=validate.OneOf(BACKGROUNDS),
+        metadata={"description": "transparent, opaque or auto; the provider's default when absent."},
+    )
+
+
 class TaskAcceptedResponse(Schema):
     task_id = fields.String(metadata={"example": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
     service = fields.String(metadata={"example": "tripo"})
@@ -145,6 +182,11 @@ class StatusQuery(Schema):
         required=True,
         validate=validate.OneOf(SERVICES),
         metadata={"description": "The service the task was created for, as returned on creation."},
+    )
+    include = fields.String(
+        load_default=None,
+        validate=validate.OneOf(("b64_json",)),
+        metadata={"description": "`b64_json`: add the images of a completed openai task inline, base64-encoded."},
     )
 
 
@@ -168,7 +210,17 @@ class TaskStatusResponse(Schema):
             "example": None,
         },
     )
+    result_urls = fields.List(
+        fields.String(),
+        allow_none=True,
+        metadata={"description": "When completed: links to every result in order (an openai task's images; "
+                  "a model task's one model)."},
+    )
     preview_url = fields.String(allow_none=True, metadata={"description": "When completed: a preview image link."})
+    b64_json = fields.List(
+        fields.String(),
+        metadata={"description": "Only with `?include=b64_json` on a completed openai task: the images, base64."},
+    )
     error = fields.Nested(TaskErrorSchema, allow_none=True, metadata={"description": "When failed: why."})
     created_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:00Z"})
     updated_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:42Z"})

@@ -98,6 +98,7 @@ _SPECS: dict[str, _Spec] = {
     "BFF_POLL_INTERVAL_SECONDS": _Spec("3", _positive_number),
     "BFF_TASK_DEADLINE_SECONDS": _Spec("1800", _positive_number),
     "BFF_RESULT_TTL_SECONDS": _Spec("86400", _positive_number),
+    "BFF_MAX_UPLOAD_MB": _Spec("20", _positive_number),
     "BFF_LOG_LEVEL": _Spec("INFO", _log_level),
 }
 
@@ -119,6 +120,7 @@ class Settings:
     bff_poll_interval_seconds: float
     bff_task_deadline_seconds: float
     bff_result_ttl_seconds: float
+    bff_max_upload_mb: float
     bff_log_level: str
 
     @classmethod
@@ -143,6 +145,10 @@ class Settings:
         """How long a signed Tripo URL is handed out: its lifetime less a safety margin,
         so a client that gets it has time to start the download."""
         return self.tripo_url_ttl_seconds * 0.8
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.bff_max_upload_mb * 1024 * 1024)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a response or a log line."""

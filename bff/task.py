@@ -88,3 +88,20 @@ class Task:
         data = json.loads(raw)
         error = data.pop("error")
         return cls(**data, error=TaskError(**error) if error else None)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An input image uploaded with a task, kept until the task ends."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+    def as_mapping(self) -> dict[str, bytes | str]:
+        return {"data": self.data, "content_type": self.content_type, "filename": self.filename}
+
+    @classmethod
+    def from_mapping(cls, fields: dict) -> "Upload":
+        text = {key.decode() if isinstance(key, bytes) else key: value for key, value in fields.items()}
+        return cls(data=text["data"], content_type=text["content_type"].decode(), filename=text["filename"].decode())

@@ -10,14 +10,15 @@ from flask_smorest import abort
 
 from .logs import current_request_id
 from .services import services
-from .task import COMPLETED, Task
+from .task import COMPLETED, Task, Upload
 from .tripo_requests import MODEL_KINDS
 
 
-def accept_task(*, service: str, kind: str, params: dict) -> Task:
+def accept_task(*, service: str, kind: str, params: dict, upload: Upload | None = None) -> Task:
     task = Task.new(service=service, kind=kind, params=params, request_id=current_request_id() or "")
     found = services()
-    found.store.create(task)
+    # An upload lives as long as its task can stay open; it is deleted when the task ends.
+    found.store.create(task, upload, upload_ttl_seconds=found.settings.bff_task_deadline_seconds + 3600)
     found.queue.submit(task.id, task.request_id)
     return task
 

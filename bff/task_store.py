@@ -8,6 +8,9 @@ Keys (all under ``bff:``):
 - ``tasks:polling:{service}``: sorted set of tasks submitted to a provider and not yet
   seen terminal: the only tasks the poller spends provider calls on.
 - ``task:{id}:urls``: the provider's signed output URLs, kept only as long as they live.
+- ``task:{id}:upload``: an uploaded input image (hash: data, content_type, filename),
+  deleted when the task ends.
+- ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
 
 Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
 the record, applies a pure change function, and writes the record and its index entries
@@ -22,7 +25,7 @@ from typing import Callable
 
 import redis
 
-from .task import SUBMITTED, Task
+from .task import SUBMITTED, Task, Upload
 
 _PREFIX = "bff:"
 _OPEN = f"{_PREFIX}tasks:open"
@@ -36,6 +39,14 @@ def _urls_key(task_id: str) -> str:
     return f"{_PREFIX}task:{task_id}:urls"
 
 
+def _upload_key(task_id: str) -> str:
+    return f"{_PREFIX}task:{task_id}:upload"
+
+
+def _images_key(task_id: str) -> str:
+    return f"{_PREFIX}task:{task_id}:images"
+
+
 def _polling_key(service: str) -> str:
     return f"{_PREFIX}tasks:polling:{service}"
 
@@ -45,11 +56,32 @@ class TaskStore:
         self._redis = client
         self._retention_seconds = int(retention_seconds)
 
-    def create(self, task: Task) -> None:
+    def create(self, task: Task, upload: Upload | None = None, upload_ttl_seconds: float = 0) -> None:
+        """Record a new task, with its uploaded input when it has one, in one transaction."""
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(_task_key(task.id), task.to_json(), nx=True)
             pipe.zadd(_OPEN, {task.id: task.created_at})
+            if upload is not None:
+                pipe.hset(_upload_key(task.id), mapping=upload.as_mapping())
+                pipe.expire(_upload_key(task.id), max(1, int(upload_ttl_seconds)))
             pipe.execute()
+
+    def upload(self, task_id: str) -> Upload | None:
+        fields = self._redis.hgetall(_upload_key(task_id))
+        return Upload.from_mapping(fields) if fields else None
+
+    def save_images(self, task_id: str, images: list[bytes]) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_images_key(task_id))
+            pipe.rpush(_images_key(task_id), *images)
+            pipe.expire(_images_key(task_id), self._retention_seconds)
+            pipe.execute()
+
+    def image(self, task_id: str, index: int) -> bytes | None:
+        return self._redis.lindex(_images_key(task_id), index)
+
+    def images(self, task_id: str) -> list[bytes]:
+        return self._redis.lrange(_images_key(task_id), 0, -1)
 
     def get(self, task_id: str) -> Task | None:
         raw = self._redis.get(_task_key(task_id))
@@ -109,6 +141,7 @@ class TaskStore:
         key = _task_key(task.id)
         pipe.set(key, task.to_json())
         if task.is_terminal:
+            pipe.delete(_upload_key(task.id))  # inputs are not kept past their use
             pipe.zrem(_OPEN, task.id)
             pipe.zrem(_polling_key(task.service), task.id)
             pipe.expire(key, self._retention_seconds)

@@ -21,18 +21,33 @@ def accepted_body(task: Task) -> dict:
     return {"task_id": task.id, "service": task.service, "status": task.status, "status_url": status_url(task)}
 
 
-def status_body(task: Task) -> dict:
-    completed = task.status == COMPLETED
-    has_model = completed and "model_format" in task.outputs
-    has_preview = completed and task.outputs.get("preview")
-    return {
+def result_links(task: Task) -> list[str]:
+    """BFF links to every result of a completed task, in order: its images, or its model."""
+    if task.status != COMPLETED:
+        return []
+    if "images" in task.outputs:
+        return [url_for("tasks.task_image", task_id=task.id, index=index, _external=True)
+                for index in range(task.outputs["images"])]
+    if "model_format" in task.outputs:
+        return [url_for("tasks.task_result", task_id=task.id, _external=True)]
+    return []
+
+
+def status_body(task: Task, images_b64: list[str] | None = None) -> dict:
+    links = result_links(task)
+    has_preview = task.status == COMPLETED and task.outputs.get("preview")
+    body = {
         "task_id": task.id,
         "service": task.service,
         "status": task.status,
         "progress": task.progress,
-        "result_url": url_for("tasks.task_result", task_id=task.id, _external=True) if has_model else None,
+        "result_url": links[0] if links else None,
+        "result_urls": links or None,
         "preview_url": url_for("tasks.task_preview", task_id=task.id, _external=True) if has_preview else None,
         "error": {"code": task.error.code, "message": task.error.message} if task.error else None,
         "created_at": iso8601(task.created_at),
         "updated_at": iso8601(task.updated_at),
     }
+    if images_b64 is not None:
+        body["b64_json"] = images_b64
+    return body

@@ -10,7 +10,8 @@ def test_the_spec_documents_every_route_with_its_errors(client):
 
     assert set(spec["paths"]) == {
         "/generate/text-to-model", "/generate/sketch-to-model", "/generate/image-to-model",
-        "/generate/refine-model", "/tasks/{task_id}/status", "/tasks/{task_id}/result",
+        "/generate/refine-model", "/generate/image-to-image", "/tasks/{task_id}/status",
+        "/tasks/{task_id}/images/{index}", "/tasks/{task_id}/result",
         "/tasks/{task_id}/preview", "/styles", "/healthz", "/readyz",
     }
     generate = spec["paths"]["/generate/text-to-model"]["post"]
@@ -38,3 +39,16 @@ def test_the_multiview_order_is_shown_with_an_example(client):
     assert example["image_urls"][2] is None and len(example["image_urls"]) == 4
     assert "front, left, back, right" in operation["description"]
     assert {"404", "409"} <= set(spec["paths"]["/generate/refine-model"]["post"]["responses"])
+
+
+def test_the_upload_is_documented_as_one_multipart_body_with_a_file(client):
+    spec = client.get("/openapi.json").get_json()
+    operation = spec["paths"]["/generate/image-to-image"]["post"]
+
+    body = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    schema = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+    assert schema["properties"]["image"] == {"type": "string", "format": "binary",
+                                             "description": schema["properties"]["image"]["description"]}
+    assert {"image", "prompt"} <= set(schema["required"])
+    assert {"prompt", "style", "n", "size", "background"} <= set(schema["properties"])
+    assert "413" in operation["responses"]

@@ -74,7 +74,7 @@ def test_the_request_id_follows_the_task_into_the_worker_logs(client, redis_clie
 
     def submitted_lines():
         return [JsonFormatter().format(r) for r in caplog.records
-                if r.name == "workers.submission" and r.getMessage() == "submitted"]
+                if r.name == "workers.senders" and r.getMessage() == "submitted"]
 
     line = json.loads(wait_until(submitted_lines)[0])
     assert response.headers["X-Request-ID"] == "trace-me-1"

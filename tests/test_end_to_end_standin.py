@@ -15,7 +15,6 @@ import requests
 import trimesh
 
 from bff.providers.tripo import TripoClient
-from bff.services import Services
 from sandbox.server import serve_in_thread
 from sandbox.tripo import TripoSandbox, create_tripo_app
 from tests.conftest import TRIPO_KEY, wait_until
@@ -59,9 +58,9 @@ def stand_in(settings, worker_runtime):
 def point_workers_at(settings, server_url: str, **changes) -> None:
     """The worker runtime on the stand-in, with short client timeouts so timeout tests are quick."""
     changed = dataclasses.replace(settings, tripo_api_base_url=f"{server_url}/v3", **changes)
-    runtime.install(runtime.WorkerRuntime(
-        services=Services.build(changed),
-        tripo=TripoClient(changed.tripo_api_base_url, changed.tripo_api_key, timeouts=(1.0, 1.0)),
+    built = runtime.WorkerRuntime.build(changed)
+    runtime.install(dataclasses.replace(
+        built, tripo=TripoClient(changed.tripo_api_base_url, changed.tripo_api_key, timeouts=(1.0, 1.0))
     ))
 
 

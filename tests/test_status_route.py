@@ -12,10 +12,11 @@ def test_a_pending_task_has_the_documented_shape(client, redis_client):
 
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"task_id", "service", "status", "progress", "result_url", "preview_url", "error",
-                         "created_at", "updated_at"}
+    assert set(body) == {"task_id", "service", "status", "progress", "result_url", "result_urls", "preview_url",
+                         "error", "created_at", "updated_at"}
     assert body["task_id"] == task.id and body["status"] == "pending" and body["progress"] == 0
-    assert body["result_url"] is None and body["preview_url"] is None and body["error"] is None
+    assert body["result_url"] is None and body["result_urls"] is None
+    assert body["preview_url"] is None and body["error"] is None
     assert body["created_at"].endswith("Z") and "T" in body["created_at"]
 
 

@@ -9,7 +9,8 @@ import pytest
 from bff.tripo_requests import tripo_create_request
 from tests.conftest import TRIPO_BASE_URL
 from tests.helpers import new_text_task, store_for
-from workers.submission import MAX_FAULT_ATTEMPTS, submit
+from bff.providers.errors import UNSENT_FAULT_ATTEMPTS
+from workers.submission import submit
 
 CREATE_URL = f"{TRIPO_BASE_URL}/generation/text-to-model"
 
@@ -71,10 +72,10 @@ def test_connection_refused_is_retried_then_fails_as_unavailable(redis_client, w
         __import__("urllib3").exceptions.NewConnectionError(None, "refused")))
     task = new_text_task(redis_client)
 
-    delays = [submit(task.id) for _ in range(MAX_FAULT_ATTEMPTS)]
+    delays = [submit(task.id) for _ in range(UNSENT_FAULT_ATTEMPTS)]
 
     assert all(delay is not None for delay in delays[:-1]) and delays[-1] is None
-    assert requests_mock.call_count == MAX_FAULT_ATTEMPTS
+    assert requests_mock.call_count == UNSENT_FAULT_ATTEMPTS
     assert store_for(redis_client).get(task.id).error.code == "provider_unavailable"
 
 

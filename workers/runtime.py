@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bff.providers.openai import OpenAIClient
 from bff.providers.tripo import TripoClient
 from bff.services import Services
 from bff.settings import Settings
@@ -13,6 +14,7 @@ from bff.settings import Settings
 class WorkerRuntime:
     services: Services
     tripo: TripoClient
+    openai: OpenAIClient
 
     @property
     def settings(self) -> Settings:
@@ -23,6 +25,7 @@ class WorkerRuntime:
         return cls(
             services=Services.build(settings),
             tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key),
+            openai=OpenAIClient(settings.openai_api_base_url, settings.openai_api_key),
         )
 
 

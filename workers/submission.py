@@ -10,21 +10,16 @@ without re-sending.
 from __future__ import annotations
 
 import logging
-import time
 
 from bff.error_codes import task_error
 from bff.providers.errors import RETRY, UNKNOWN, ProviderError
-from bff.task import CLAIMED, NOT_SUBMITTED, SUBMITTED, Task
-from bff.tripo_requests import tripo_create_request
+from bff.task import CLAIMED, NOT_SUBMITTED, PENDING, Task
 
 from . import runtime
 from .backoff import backoff_seconds
+from .senders import SENDERS
 
 log = logging.getLogger(__name__)
-
-# Attempts for faults before the request left (connection refused, DNS). Waiting for
-# provider capacity (a 429) is not a fault and does not count.
-MAX_FAULT_ATTEMPTS = 5
 
 
 def submit(task_id: str) -> float | None:
@@ -36,34 +31,20 @@ def submit(task_id: str) -> float | None:
         log.info("submission skipped: task unknown, ended, or already claimed")
         return None
     try:
-        provider_task_id = _create_at_provider(claimed)
+        finish = SENDERS[claimed.service](claimed)
     except ProviderError as error:
         return _handle_failure(claimed, error)
     except Exception:
         log.exception("submission crashed")
         store.update(task_id, lambda task: task.failed(task_error("internal_error")))
         return None
-    recorded = store.update(task_id, lambda task: _record_submission(task, provider_task_id))
-    log.info("submitted", extra={"provider_task_id": provider_task_id, "recorded": recorded is not None})
+    if store.update(task_id, finish) is None:
+        log.warning("the task ended while its provider call ran; the provider's result is not used")
     return None
 
 
 def _claim(task: Task) -> Task | None:
     return task.evolve(submission=CLAIMED) if task.submission == NOT_SUBMITTED else None
-
-
-def _record_submission(task: Task, provider_task_id: str) -> Task:
-    return task.evolve(
-        submission=SUBMITTED,
-        provider_task_id=provider_task_id,
-        submitted_at=time.time(),
-    )
-
-
-def _create_at_provider(task: Task) -> str:
-    found = runtime.current()
-    path, body = tripo_create_request(task, found.settings)
-    return found.tripo.create_task(path, body)
 
 
 def _handle_failure(task: Task, error: ProviderError) -> float | None:
@@ -73,10 +54,11 @@ def _handle_failure(task: Task, error: ProviderError) -> float | None:
                                             "provider_request_id": error.request_id})
     faults = task.submit_faults + (0 if error.rate_limited else 1)
     tries = task.submit_tries + 1
-    if error.outcome == RETRY and faults < MAX_FAULT_ATTEMPTS:
-        store.update(
-            task.id, lambda current: current.evolve(submission=NOT_SUBMITTED, submit_faults=faults, submit_tries=tries)
-        )
+    # Waiting for provider capacity (a 429) is not a fault and does not count.
+    if error.outcome == RETRY and faults < error.max_attempts:
+        store.update(task.id, lambda current: current.evolve(
+            status=PENDING, progress=0, submission=NOT_SUBMITTED, submit_faults=faults, submit_tries=tries,
+        ))
         return backoff_seconds(tries, error.retry_after)
     detail = None if error.outcome == UNKNOWN else error.detail
     store.update(

@@ -2,11 +2,13 @@
 
 Every failure of a provider call becomes a ``ProviderError`` with one of three outcomes:
 
-- ``RETRY``: nothing was created or billed (a 429, a refused connection, a failed read);
-  the call may be made again after a backoff.
+- ``RETRY``: the call may be made again after a backoff: a 429, a refused connection, a
+  failed read, or an OpenAI 500/502/503 (OpenAI reports those failures itself).
+  ``max_attempts`` caps the tries of each kind of fault.
 - ``FINAL``: the provider answered and refused; the task fails with ``error_code``.
 - ``UNKNOWN``: a create call whose fate we cannot know (timeout or dropped connection
-  after sending, a 5xx). It may have created and billed a task, so it is never re-sent.
+  after sending, a Tripo 5xx). It may have created and billed a task, so it is never
+  re-sent.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ RETRY = "retry"
 FINAL = "final"
 UNKNOWN = "unknown"
 
+# Tries in all for a fault that cost nothing (the request never left), and for one that
+# may have been billed (an OpenAI 5xx: a retried edit is billed again if the first ran).
+UNSENT_FAULT_ATTEMPTS = 5
+BILLABLE_FAULT_ATTEMPTS = 3
+
 
 @dataclass
 class ProviderError(Exception):
@@ -30,6 +37,7 @@ class ProviderError(Exception):
     request_id: str | None = None
     retry_after: float | None = None
     rate_limited: bool = False  # a 429: waiting for capacity, not a fault
+    max_attempts: int = UNSENT_FAULT_ATTEMPTS
 
     def __str__(self) -> str:
         return f"{self.outcome}/{self.error_code}: {self.detail}"
@@ -79,6 +87,44 @@ def classify_tripo_response(
     )
 
 
+# OpenAI error codes that are final, whatever the HTTP status -> BFF error code.
+_OPENAI_CODES: dict[str, str] = {
+    "moderation_blocked": "content_policy",
+    "content_policy_violation": "content_policy",
+    "insufficient_quota": "provider_insufficient_credit",
+    "model_not_found": "provider_model_invalid",
+    "invalid_api_key": "provider_auth_failed",
+}
+_OPENAI_STATUSES: dict[int, str] = {
+    400: "invalid_request",
+    401: "provider_auth_failed",
+    403: "provider_access_denied",
+    404: "provider_model_invalid",
+}
+_OPENAI_RETRYABLE_STATUSES = (500, 502, 503)
+
+
+def classify_openai_response(
+    http_status: int, body: dict | None, *, request_id: str | None, retry_after: float | None
+) -> ProviderError:
+    """Classify an OpenAI answer that is an error (HTTP >= 400)."""
+    error = (body or {}).get("error") if isinstance((body or {}).get("error"), dict) else {}
+    code = error.get("code")
+    detail = str(error.get("message") or f"HTTP {http_status}")[:300]
+    details = {"provider_code": code, "request_id": request_id}
+    if code in _OPENAI_CODES:
+        return ProviderError(FINAL, _OPENAI_CODES[code], detail, **details)
+    if http_status == 429:
+        return ProviderError(RETRY, "provider_unavailable", detail, retry_after=retry_after, rate_limited=True,
+                             **details)
+    if http_status in _OPENAI_RETRYABLE_STATUSES:
+        return ProviderError(RETRY, "provider_unavailable", detail, retry_after=retry_after,
+                             max_attempts=BILLABLE_FAULT_ATTEMPTS, **details)
+    if http_status >= 500:
+        return ProviderError(UNKNOWN, "provider_outcome_unknown", detail, **details)
+    return ProviderError(FINAL, _OPENAI_STATUSES.get(http_status, "provider_error"), detail, **details)
+
+
 def classify_transport_error(error: requests.RequestException, *, creates: bool) -> ProviderError:
     """Classify a call that got no HTTP answer at all."""
     if _failed_before_sending(error) or not creates:
@@ -105,9 +151,13 @@ def _failed_before_sending(error: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
+def parse_retry_after(headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` (OpenAI) or ``Retry-After`` (seconds)."""
+    for name, scale in (("retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        try:
+            seconds = float(headers.get(name)) * scale
+        except (TypeError, ValueError):
+            continue
+        if seconds >= 0:
+            return seconds
+    return None

@@ -84,7 +84,7 @@ class TripoClient:
             envelope if isinstance(envelope, dict) else None,
             creates=creates,
             request_id=request_id,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.headers),
         )
         log.warning(
             "tripo call failed",

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from flask import request
+from flask_smorest import abort
+from werkzeug.datastructures import FileStorage
 
+from ..openai_requests import IMAGE_TO_IMAGE
 from ..schemas import (
+    ImageToImageRequest,
     ImageToModelRequest,
     RefineModelRequest,
     SketchToModelRequest,
     TaskAcceptedResponse,
     TextToModelRequest,
 )
+from ..services import services
+from ..task import Upload
 from ..task_intake import accept_task, refine_params
+from ..uploads import UploadRejected, UploadTooLarge, check_image
 from ..task_view import accepted_body, status_url
 from ..tripo_requests import IMAGE_TO_MODEL, REFINE_MODEL, SKETCH_TO_MODEL, TEXT_TO_MODEL
+from .multipart import MULTIPART, Blueprint
 
 blp = Blueprint(
     "generate",
@@ -23,11 +31,14 @@ blp = Blueprint(
     "task is completed or failed.",
 )
 
+# Room for the form fields and multipart framing around the image itself.
+_MULTIPART_OVERHEAD_BYTES = 256 * 1024
+
 _ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "schema": {"type": "string"}}}
 
 
-def _accepted(service: str, kind: str, params: dict):
-    task = accept_task(service=service, kind=kind, params=params)
+def _accepted(service: str, kind: str, params: dict, upload: Upload | None = None):
+    task = accept_task(service=service, kind=kind, params=params, upload=upload)
     return accepted_body(task), 202, {"Location": status_url(task)}
 
 
@@ -95,3 +106,40 @@ def refine_model(args: dict):
     a cheap untextured draft (`texture: false`), then refine the one the user likes.
     """
     return _accepted("tripo", REFINE_MODEL, refine_params(args["draft_model_task_id"]))
+
+
+@blp.before_request
+def _allow_uploads_on_the_upload_route():
+    if request.endpoint == "generate.image_to_image":
+        request.max_content_length = services().settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES
+
+
+@blp.route("/image-to-image", methods=["POST"])
+@blp.arguments(ImageToImageRequest, location=MULTIPART)
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def image_to_image(args: dict):
+    """Image to concept images (OpenAI)
+
+    Turns a sketch or photo into `n` 2D concept images, guided by `prompt` (and `style`).
+    Follow the task like any other; when completed, `result_urls` link to the images
+    (and `?include=b64_json` on the status adds them inline).
+    """
+    image = args.pop("image")
+    upload = _checked_upload(image)
+    return _accepted("openai", IMAGE_TO_IMAGE, args, upload)
+
+
+def _checked_upload(image) -> Upload:
+    if not isinstance(image, FileStorage):
+        abort(422, errors={MULTIPART: {"image": ["Must be a file."]}})
+    max_bytes = services().settings.max_upload_bytes
+    try:
+        checked = check_image(image.stream.read(max_bytes + 1), max_bytes=max_bytes)
+    except UploadTooLarge as error:
+        abort(413, message=str(error))
+    except UploadRejected as error:
+        abort(422, message=str(error), errors={MULTIPART: {"image": [str(error)]}})
+    return Upload(data=checked.data, content_type=checked.content_type, filename=checked.filename)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import redirect
+import base64
+
+from flask import Response, redirect
 from flask_smorest import Blueprint, abort
 
 from ..output_links import MODEL, PREVIEW, fresh_output_url
@@ -10,6 +12,7 @@ from ..schemas import StatusQuery, TaskStatusResponse
 from ..services import services
 from ..task import COMPLETED, Task
 from ..task_view import status_body
+from ..uploads import CONTENT_TYPES
 
 blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Follow a task and fetch its results.")
 
@@ -29,13 +32,17 @@ def _task_or_404(task_id: str, service: str | None = None) -> Task:
 @blp.response(200, TaskStatusResponse)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def task_status(task_id: str, service: str):
+def task_status(task_id: str, service: str, include: str | None):
     """Task status
 
     Served from the BFF's own snapshot, refreshed every few seconds by the workers.
     Poll it every 2..5 s until `status` is `completed` or `failed`.
     """
-    return status_body(_task_or_404(task_id, service))
+    task = _task_or_404(task_id, service)
+    images_b64 = None
+    if include == "b64_json" and task.status == COMPLETED and "images" in task.outputs:
+        images_b64 = [base64.b64encode(image).decode() for image in services().store.images(task.id)]
+    return status_body(task, images_b64)
 
 
 def _redirect_to_output(task_id: str, which: str):
@@ -79,3 +86,24 @@ def task_preview(task_id: str):
     Redirects (302) to a preview render (PNG) of a completed model task.
     """
     return _redirect_to_output(task_id, PREVIEW)
+
+
+@blp.route("/<task_id>/images/<int:index>")
+@blp.alt_response(200, description="The image (PNG, JPEG or WebP).", success=True)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+def task_image(task_id: str, index: int):
+    """Download a concept image
+
+    The image number `index` (from 0) of a completed image-to-image task.
+    """
+    task = _task_or_404(task_id)
+    if task.service != "openai":
+        abort(404, message="This task has no images.")
+    if task.status != COMPLETED:
+        abort(409, message=f"The task is {task.status}; its images exist once it is completed.")
+    count = task.outputs["images"]
+    image = services().store.image(task.id, index) if index < count else None
+    if image is None:
+        abort(404, message=f"This task has {count} images, numbered from 0.")
+    return Response(image, content_type=CONTENT_TYPES[task.outputs["image_format"]])

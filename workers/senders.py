@@ -1,0 +1,60 @@
+"""The one provider call of each service, made once a worker holds a task's claim.
+
+A sender makes the call and returns the change to record on the task. Failures leave
+as ``ProviderError``; ``workers.submission`` decides what they mean for the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from bff.openai_requests import openai_edit_request
+from bff.task import COMPLETED, PROCESSING, SUBMITTED, Task
+from bff.tripo_requests import tripo_create_request
+from bff.uploads import sniff_format
+
+from . import runtime
+
+log = logging.getLogger(__name__)
+
+TaskChange = Callable[[Task], Task]
+
+
+class MissingUpload(Exception):
+    """The task's uploaded image is gone (it should live as long as the task is open)."""
+
+
+def send_to_tripo(task: Task) -> TaskChange:
+    """Create the task at Tripo; the poller follows it from there."""
+    found = runtime.current()
+    path, body = tripo_create_request(task, found.settings)
+    provider_task_id = found.tripo.create_task(path, body)
+    log.info("submitted", extra={"provider_task_id": provider_task_id})
+    submitted_at = time.time()
+    return lambda current: current.evolve(
+        submission=SUBMITTED, provider_task_id=provider_task_id, submitted_at=submitted_at
+    )
+
+
+def send_to_openai(task: Task) -> TaskChange:
+    """Run the edit; its images come back in the answer, so the task completes here."""
+    found = runtime.current()
+    store = found.services.store
+    upload = store.upload(task.id)
+    if upload is None:
+        raise MissingUpload(task.id)
+    store.update(task.id, lambda current: current.evolve(status=PROCESSING))
+    images, request_id = found.openai.edit_image(openai_edit_request(task, upload, found.settings))
+    store.save_images(task.id, images)
+    log.info("edited", extra={"images": len(images), "provider_request_id": request_id})
+    outputs = {"images": len(images), "image_format": sniff_format(images[0]) or "PNG"}
+    submitted_at = time.time()
+    return lambda current: current.evolve(
+        status=COMPLETED, progress=100, submission=SUBMITTED, submitted_at=submitted_at,
+        provider_request_id=request_id, outputs=outputs,
+    )
+
+
+SENDERS: dict[str, Callable[[Task], TaskChange]] = {"tripo": send_to_tripo, "openai": send_to_openai}
