@@ -37,6 +37,26 @@ def check_glb(data: bytes) -> str:
     return f"GLB 2.0, {len(data)} bytes"
 
 
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def sample_sketch() -> bytes:
+    """A small drawing to upload: a robot's head in a few strokes."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (512, 512), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((156, 156, 356, 356), outline="black", width=8)
+    draw.ellipse((196, 216, 236, 256), outline="black", width=6)
+    draw.ellipse((276, 216, 316, 256), outline="black", width=6)
+    draw.line((206, 306, 306, 306), fill="black", width=6)
+    draw.line((256, 156, 256, 96), fill="black", width=6)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def check_png(data: bytes) -> str:
     from PIL import Image
 
@@ -66,6 +86,7 @@ class Demo:
             ("image-to-model (multiview)", lambda: self.model(
                 "/generate/image-to-model", {"image_urls": [self.image_url, None, self.image_url]})),
             ("refine-model", self.refine),
+            ("image-to-image", self.image_to_image),
         ]
 
     def text_to_model(self) -> str:
@@ -81,8 +102,16 @@ class Demo:
     def model(self, path: str, body: dict) -> str:
         return self.run(path, body, MODEL_DOWNLOADS)[1]
 
-    def run(self, path: str, body: dict, downloads) -> tuple[str, str]:
-        accepted = self.session.post(f"{self.base_url}{path}", json=body, timeout=30)
+    def image_to_image(self) -> str:
+        form = {"prompt": "a cute robot toy, front view", "style": "cartoon", "n": "2", "size": "1024x1024"}
+        files = {"image": ("sketch.png", sample_sketch(), "image/png")}
+        return self.run("/generate/image-to-image", form, (("result_urls", check_png),), files=files)[1]
+
+    def run(self, path: str, body: dict, downloads, files: dict | None = None) -> tuple[str, str]:
+        if files:
+            accepted = self.session.post(f"{self.base_url}{path}", data=body, files=files, timeout=60)
+        else:
+            accepted = self.session.post(f"{self.base_url}{path}", json=body, timeout=30)
         if accepted.status_code != 202:
             raise DemoFailure(f"submit answered {accepted.status_code}: {accepted.text[:300]}")
         task = accepted.json()
@@ -90,7 +119,8 @@ class Demo:
         status = wait_for_end(self.session, task["status_url"], path)
         if status["status"] != "completed":
             raise DemoFailure(f"task failed: {status['error']}")
-        checks = [download_and_check(self.session, status[field], check) for field, check in downloads]
+        checks = [download_and_check(self.session, url, check)
+                  for field, check in downloads for url in as_list(status[field])]
         return task["task_id"], "; ".join(checks)
 
 

@@ -56,7 +56,7 @@ def test_the_run_command_serves_every_flow_end_to_end(store, redis_client):
         demo = run_demo(base_url)
 
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert demo.stdout.count("OK   ") == 4 and "GLB 2.0" in demo.stdout
+        assert demo.stdout.count("OK   ") == 5 and "GLB 2.0" in demo.stdout and "PNG 1024x1024" in demo.stdout
     finally:
         launcher.terminate()
         launcher.wait(timeout=40)
