@@ -8,6 +8,8 @@ harmless.
 
 from __future__ import annotations
 
+import time
+
 import dramatiq
 
 SUBMIT_QUEUE = "submit"
@@ -26,7 +28,8 @@ class TaskQueue:
         self._send(SUBMIT_QUEUE, SUBMIT_TASK, task_id, request_id)
 
     def poll(self) -> None:
-        self._send(POLL_QUEUE, POLL_TASKS)
+        # The send time lets a poll message that waited behind busy workers be skipped.
+        self._send(POLL_QUEUE, POLL_TASKS, time.time())
 
     def submit_later(self, task_id: str, request_id: str, delay_seconds: float) -> None:
         self._send(SUBMIT_QUEUE, SUBMIT_TASK, task_id, request_id, delay_seconds=delay_seconds)

@@ -27,7 +27,11 @@ class Services:
         return cls(
             settings=settings,
             redis=client,
-            store=TaskStore(client, retention_seconds=settings.bff_result_ttl_seconds),
+            store=TaskStore(
+                client,
+                retention_seconds=settings.bff_result_ttl_seconds,
+                open_ttl_seconds=settings.bff_task_deadline_seconds + settings.bff_result_ttl_seconds,
+            ),
             # The web side only enqueues, so its broker needs no middleware.
             queue=TaskQueue(RedisBroker(client=client, middleware=[])),
         )

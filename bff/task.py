@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 # The four statuses a client ever sees.
 PENDING = "pending"
@@ -48,6 +48,8 @@ class Task:
     status: str = PENDING
     progress: int = 0
     submission: str = NOT_SUBMITTED
+    claimed_at: float | None = None
+    next_attempt_at: float | None = None  # when a waiting task is due to be sent (again)
     submit_tries: int = 0  # create calls that failed and were retried, for the backoff
     submit_faults: int = 0  # of those, the ones that were faults rather than a 429
     provider_task_id: str | None = None
@@ -86,7 +88,11 @@ class Task:
     @classmethod
     def from_json(cls, raw: str | bytes) -> "Task":
         data = json.loads(raw)
-        error = data.pop("error")
+        # Fields this version does not know (written by a newer one during a rolling
+        # deploy) are dropped, not fatal.
+        known = {f.name for f in fields(cls)}
+        data = {key: value for key, value in data.items() if key in known}
+        error = data.pop("error", None)
         return cls(**data, error=TaskError(**error) if error else None)
 
 

@@ -1,8 +1,8 @@
 """Task records in Redis, and the indexes the poller walks.
 
 Keys (all under ``bff:``):
-- ``task:{id}``: the task record as JSON. Kept while the task is open; expires
-  ``retention_seconds`` after it ends.
+- ``task:{id}``: the task record as JSON. Expires ``retention_seconds`` after the task
+  ends (and, as a backstop, ``open_ttl_seconds`` after creation if it never ends).
 - ``tasks:open``: sorted set of every non-terminal task, scored by creation time (the
   deadline sweep reads it).
 - ``tasks:polling:{service}``: sorted set of tasks submitted to a provider and not yet
@@ -20,7 +20,6 @@ together. A terminal record is final: no change applies to it.
 from __future__ import annotations
 
 import json
-import time
 from typing import Callable
 
 import redis
@@ -52,14 +51,16 @@ def _polling_key(service: str) -> str:
 
 
 class TaskStore:
-    def __init__(self, client: redis.Redis, *, retention_seconds: float):
+    def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float):
         self._redis = client
-        self._retention_seconds = int(retention_seconds)
+        self._retention_seconds = max(1, int(retention_seconds))
+        # A backstop: an open record outlives its deadline only if no worker ever runs.
+        self._open_ttl_seconds = max(1, int(open_ttl_seconds))
 
     def create(self, task: Task, upload: Upload | None = None, upload_ttl_seconds: float = 0) -> None:
         """Record a new task, with its uploaded input when it has one, in one transaction."""
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_task_key(task.id), task.to_json(), nx=True)
+            pipe.set(_task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
             pipe.zadd(_OPEN, {task.id: task.created_at})
             if upload is not None:
                 pipe.hset(_upload_key(task.id), mapping=upload.as_mapping())
@@ -118,8 +119,17 @@ class TaskStore:
                 except redis.WatchError:
                     continue
 
-    def open_task_ids(self, created_before: float = float("inf")) -> list[str]:
-        return _decoded(self._redis.zrangebyscore(_OPEN, "-inf", created_before))
+    def open_task_ids(self) -> list[str]:
+        return _decoded(self._redis.zrange(_OPEN, 0, -1))
+
+    def forget_open(self, task_ids: set[str]) -> None:
+        """Drop index entries whose records are gone."""
+        if task_ids:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(_OPEN, *task_ids)
+                for service in ("tripo", "openai"):
+                    pipe.zrem(_polling_key(service), *task_ids)
+                pipe.execute()
 
     def polling_task_ids(self, service: str) -> list[str]:
         """Tasks submitted to ``service`` and still running there, oldest first."""
@@ -139,14 +149,14 @@ class TaskStore:
 
     def _write(self, pipe: redis.client.Pipeline, task: Task) -> None:
         key = _task_key(task.id)
-        pipe.set(key, task.to_json())
+        pipe.set(key, task.to_json(), keepttl=True)
         if task.is_terminal:
             pipe.delete(_upload_key(task.id))  # inputs are not kept past their use
             pipe.zrem(_OPEN, task.id)
             pipe.zrem(_polling_key(task.service), task.id)
             pipe.expire(key, self._retention_seconds)
         elif task.submission == SUBMITTED:
-            pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at or time.time()})
+            pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at})
 
 
 def _decoded(values: list) -> list[str]:

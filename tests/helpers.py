@@ -7,7 +7,7 @@ from bff.task_store import TaskStore
 
 
 def store_for(redis_client) -> TaskStore:
-    return TaskStore(redis_client, retention_seconds=600)
+    return TaskStore(redis_client, retention_seconds=600, open_ttl_seconds=3600)
 
 
 def new_text_task(redis_client, *, prompt="a fox", style=None, texture=True, created_at=None) -> Task:

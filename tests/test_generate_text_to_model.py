@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bff.task_store import TaskStore
+from tests.helpers import store_for
 
 VALID = {"prompt": "a friendly dragon", "style": "cartoon", "texture": False}
 
@@ -21,7 +21,7 @@ def test_accepts_and_records_a_pending_task_without_calling_a_provider(client, r
     assert body["service"] == "tripo" and body["status"] == "pending"
     assert body["status_url"].endswith(f"/tasks/{body['task_id']}/status?service=tripo")
     assert response.headers["Location"] == body["status_url"]
-    task = TaskStore(redis_client, retention_seconds=60).get(body["task_id"])
+    task = store_for(redis_client).get(body["task_id"])
     assert task.params == {"prompt": "a friendly dragon", "style": "cartoon", "texture": False}
     assert task.kind == "text_to_model" and task.status == "pending"
     assert submit_queue_length(redis_client) == 1
@@ -31,7 +31,7 @@ def test_accepts_and_records_a_pending_task_without_calling_a_provider(client, r
 def test_texture_defaults_to_true_and_style_to_none(client, redis_client):
     task_id = client.post("/generate/text-to-model", json={"prompt": "a vase"}).get_json()["task_id"]
 
-    task = TaskStore(redis_client, retention_seconds=60).get(task_id)
+    task = store_for(redis_client).get(task_id)
     assert task.params == {"prompt": "a vase", "style": None, "texture": True}
 
 

@@ -8,8 +8,10 @@ decision about money, made in ``workers.submission``.
 from __future__ import annotations
 
 import logging
+import time
 
 import dramatiq
+from redis.exceptions import LockError
 
 from bff.logs import task_context
 from bff.providers.errors import ProviderError
@@ -37,18 +39,22 @@ def submit_task(task_id: str, request_id: str) -> None:
 
 
 @dramatiq.actor(actor_name=POLL_TASKS, queue_name=POLL_QUEUE, max_retries=0, priority=0)
-def poll_tasks() -> None:
-    client = runtime.current().services.redis
-    # A slow cycle must not overlap the next one: skip rather than pile up.
-    if not client.set(POLL_LOCK_KEY, "1", nx=True, ex=POLL_LOCK_SECONDS):
+def poll_tasks(sent_at: float) -> None:
+    worker_runtime = runtime.current()
+    if time.time() - sent_at > 2 * worker_runtime.settings.bff_poll_interval_seconds:
+        return  # waited behind busy workers; a newer poll message is on its way
+    # A slow cycle must not overlap the next one: skip rather than pile up. The lock is
+    # token-checked, so a cycle that outlives it cannot release the next cycle's lock.
+    lock = worker_runtime.services.redis.lock(POLL_LOCK_KEY, timeout=POLL_LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
         return
     try:
         poll_cycle()
     finally:
         try:
-            client.delete(POLL_LOCK_KEY)
-        except REDIS_UNAVAILABLE_ERRORS:
-            pass  # the lock expires by itself
+            lock.release()
+        except (LockError, *REDIS_UNAVAILABLE_ERRORS):
+            pass  # expired or unreachable: it frees itself
 
 
 @dramatiq.actor(actor_name=REFRESH_OUTPUT_URLS, queue_name=POLL_QUEUE, max_retries=0, priority=0)

@@ -1,4 +1,4 @@
-"""One poll cycle: fail overdue tasks, then refresh the tasks still running at Tripo.
+"""One poll cycle: reconcile open tasks, then refresh the tasks still running at Tripo.
 
 Provider calls are bounded by the number of active tasks: one ``POST /tasks/list`` per
 100 tasks submitted to Tripo and not yet seen terminal; nothing for pending, finished
@@ -8,7 +8,6 @@ or OpenAI tasks.
 from __future__ import annotations
 
 import logging
-import time
 
 from bff.error_codes import task_error
 from bff.logs import task_context
@@ -18,23 +17,14 @@ from bff.status_mapping import TripoSnapshot, output_urls, snapshot_from_tripo
 from bff.task import COMPLETED, PROCESSING, Task
 
 from . import runtime
+from .reconcile import reconcile_open_tasks
 
 log = logging.getLogger(__name__)
 
 
 def poll_cycle() -> None:
-    fail_overdue_tasks()
+    reconcile_open_tasks()
     refresh_tripo_tasks()
-
-
-def fail_overdue_tasks() -> None:
-    found = runtime.current()
-    created_before = time.time() - found.settings.bff_task_deadline_seconds
-    for task_id in found.services.store.open_task_ids(created_before=created_before):
-        failed = found.services.store.update(task_id, lambda task: task.failed(task_error("timeout")))
-        if failed:
-            with task_context(failed.id, failed.request_id):
-                log.warning("task passed its deadline")
 
 
 def refresh_tripo_tasks() -> None:
@@ -42,7 +32,11 @@ def refresh_tripo_tasks() -> None:
     ids = store.polling_task_ids("tripo")
     for start in range(0, len(ids), BATCH_READ_LIMIT):
         tasks = store.get_many(ids[start : start + BATCH_READ_LIMIT])
-        _refresh_batch({task.provider_task_id: task for task in tasks if task.provider_task_id})
+        try:
+            _refresh_batch({task.provider_task_id: task for task in tasks if task.provider_task_id})
+        except Exception:
+            # One bad batch must not stop the others (or the next cycle).
+            log.exception("could not refresh a batch of tripo tasks")
 
 
 def _refresh_batch(by_provider_id: dict[str, Task]) -> None:

@@ -44,15 +44,18 @@ class PollScheduler(dramatiq.Middleware):
             self._thread.join(timeout=self._interval)
 
     def _run(self) -> None:
+        # Nothing may end this loop but shutdown: without it no task is polled or timed out.
         while not self._stop.wait(self._interval / _CHECKS_PER_INTERVAL):
             try:
                 self.tick()
             except REDIS_UNAVAILABLE_ERRORS as error:
                 log.warning("poll scheduler cannot reach redis", extra={"error": type(error).__name__})
+            except Exception:
+                log.exception("poll scheduler tick failed; trying again next tick")
 
     def tick(self) -> bool:
         """Enqueue a poll cycle if this process wins the lease for the current interval."""
-        won = self._redis.set(LEASE_KEY, self._owner, nx=True, px=int(self._interval * 1000))
+        won = self._redis.set(LEASE_KEY, self._owner, nx=True, px=max(1, int(self._interval * 1000)))
         if won:
             self._enqueue_poll()
         return bool(won)

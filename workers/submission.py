@@ -1,34 +1,42 @@
-"""Handing a task to its provider: exactly one create call per task.
+"""Handing a task to its provider: exactly one provider call per task.
 
 A worker first claims the submission in the task record (atomically); only the claimant
 calls the provider, so a message delivered twice or two workers on one task cannot
 create two provider tasks. What happens on failure is decided by the error's outcome
 (see ``bff.providers.errors``): retry later, fail now, or fail as "outcome unknown"
-without re-sending.
+without re-sending. A claim whose worker died mid-call is settled by
+``workers.reconcile``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from bff.error_codes import task_error
 from bff.providers.errors import RETRY, UNKNOWN, ProviderError
+from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.task import CLAIMED, NOT_SUBMITTED, PENDING, Task
 
 from . import runtime
 from .backoff import backoff_seconds
-from .senders import SENDERS
+from .senders import SENDERS, TaskChange
 
 log = logging.getLogger(__name__)
+
+# Recording the outcome of a provider call must not be lost to a short Redis blip: the
+# call has been paid for.
+_RECORD_ATTEMPTS = 6
+_RECORD_PAUSE_SECONDS = 0.5
 
 
 def submit(task_id: str) -> float | None:
     """Submit the task if it is still waiting. Returns a delay in seconds when the
     submission should be tried again later, else None."""
-    store = runtime.current().services.store
-    claimed = store.update(task_id, _claim)
-    if claimed is None:
-        log.info("submission skipped: task unknown, ended, or already claimed")
+    worker_runtime = runtime.current()
+    claimed = worker_runtime.services.store.update(task_id, _claim(worker_runtime.settings.bff_task_deadline_seconds))
+    if claimed is None or claimed.submission != CLAIMED:
+        log.info("submission skipped: task unknown, ended, already claimed, or past its deadline")
         return None
     try:
         finish = SENDERS[claimed.service](claimed)
@@ -36,15 +44,36 @@ def submit(task_id: str) -> float | None:
         return _handle_failure(claimed, error)
     except Exception:
         log.exception("submission crashed")
-        store.update(task_id, lambda task: task.failed(task_error("internal_error")))
+        worker_runtime.services.store.update(task_id, lambda task: task.failed(task_error("internal_error")))
         return None
-    if store.update(task_id, finish) is None:
-        log.warning("the task ended while its provider call ran; the provider's result is not used")
+    _record_outcome(task_id, finish)
     return None
 
 
-def _claim(task: Task) -> Task | None:
-    return task.evolve(submission=CLAIMED) if task.submission == NOT_SUBMITTED else None
+def _claim(deadline_seconds: float):
+    def change(task: Task) -> Task | None:
+        if task.submission != NOT_SUBMITTED:
+            return None
+        now = time.time()
+        if now > task.created_at + deadline_seconds:
+            return task.failed(task_error("timeout"))  # too late to start paying for it
+        return task.evolve(submission=CLAIMED, claimed_at=now)
+
+    return change
+
+
+def _record_outcome(task_id: str, finish: TaskChange) -> None:
+    store = runtime.current().services.store
+    for attempt in range(1, _RECORD_ATTEMPTS + 1):
+        try:
+            if store.update(task_id, finish) is None:
+                log.warning("the task ended while its provider call ran; the provider's result is not used")
+            return
+        except REDIS_UNAVAILABLE_ERRORS:
+            if attempt == _RECORD_ATTEMPTS:
+                log.error("could not record a finished provider call; reconciliation will settle the task")
+                raise
+            time.sleep(_RECORD_PAUSE_SECONDS * attempt)
 
 
 def _handle_failure(task: Task, error: ProviderError) -> float | None:
@@ -52,14 +81,16 @@ def _handle_failure(task: Task, error: ProviderError) -> float | None:
     log.warning("submission failed", extra={"outcome": error.outcome, "error_code": error.error_code,
                                             "provider_code": error.provider_code,
                                             "provider_request_id": error.request_id})
+    # Waiting for provider capacity (a 429) is not a fault and does not count.
     faults = task.submit_faults + (0 if error.rate_limited else 1)
     tries = task.submit_tries + 1
-    # Waiting for provider capacity (a 429) is not a fault and does not count.
     if error.outcome == RETRY and faults < error.max_attempts:
+        delay = backoff_seconds(tries, error.retry_after)
         store.update(task.id, lambda current: current.evolve(
-            status=PENDING, progress=0, submission=NOT_SUBMITTED, submit_faults=faults, submit_tries=tries,
+            status=PENDING, progress=0, submission=NOT_SUBMITTED, claimed_at=None, submit_faults=faults,
+            submit_tries=tries, next_attempt_at=time.time() + delay,
         ))
-        return backoff_seconds(tries, error.retry_after)
+        return delay
     detail = None if error.outcome == UNKNOWN else error.detail
     store.update(
         task.id,

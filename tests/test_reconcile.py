@@ -1,0 +1,132 @@
+"""Reconciliation: tasks whose messages were lost move on, a claim whose worker died
+mid-call ends as outcome unknown, and the deadline never cuts a call in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+from tests.conftest import wait_until
+from tests.helpers import new_text_task, store_for
+from workers.reconcile import CLAIM_TIMEOUT_SECONDS, NUDGE_AFTER_SECONDS, reconcile_open_tasks
+from workers.scheduler import PollScheduler
+from workers.submission import submit
+
+
+def submit_messages(redis_client) -> int:
+    return redis_client.llen("dramatiq:submit")
+
+
+def claim(redis_client, task, claimed_at):
+    return store_for(redis_client).update(task.id, lambda t: t.evolve(submission="claimed", claimed_at=claimed_at))
+
+
+def test_a_waiting_task_whose_message_was_lost_is_nudged_once(redis_client, worker_runtime):
+    task = new_text_task(redis_client, created_at=time.time() - NUDGE_AFTER_SECONDS - 1)
+
+    reconcile_open_tasks()
+    reconcile_open_tasks()
+
+    assert submit_messages(redis_client) == 1
+    assert store_for(redis_client).get(task.id).next_attempt_at > task.created_at
+
+
+def test_a_task_waiting_for_its_backoff_is_left_alone(redis_client, worker_runtime):
+    task = new_text_task(redis_client, created_at=time.time() - NUDGE_AFTER_SECONDS - 1)
+    store_for(redis_client).update(task.id, lambda t: t.evolve(next_attempt_at=time.time() + 30))
+
+    reconcile_open_tasks()
+
+    assert submit_messages(redis_client) == 0
+
+
+def test_a_claim_older_than_any_provider_call_fails_as_outcome_unknown(redis_client, worker_runtime, tripo):
+    task = new_text_task(redis_client)
+    claim(redis_client, task, time.time() - CLAIM_TIMEOUT_SECONDS["tripo"] - 1)
+
+    reconcile_open_tasks()
+    submit(task.id)
+
+    failed = store_for(redis_client).get(task.id)
+    assert failed.error.code == "provider_outcome_unknown" and tripo.create_bodies() == []
+
+
+def test_the_deadline_does_not_cut_a_provider_call_in_flight(redis_client, worker_runtime):
+    deadline = worker_runtime.settings.bff_task_deadline_seconds
+    task = new_text_task(redis_client, created_at=time.time() - deadline - 1)
+    claim(redis_client, task, time.time() - 1)
+
+    reconcile_open_tasks()
+
+    assert store_for(redis_client).get(task.id).status == "pending"
+
+
+def test_a_task_past_its_deadline_is_not_sent(redis_client, worker_runtime, tripo):
+    deadline = worker_runtime.settings.bff_task_deadline_seconds
+    task = new_text_task(redis_client, created_at=time.time() - deadline - 1)
+
+    submit(task.id)
+
+    assert store_for(redis_client).get(task.id).error.code == "timeout" and tripo.create_bodies() == []
+
+
+def test_index_entries_without_a_record_are_dropped(redis_client, worker_runtime):
+    task = new_text_task(redis_client)
+    redis_client.delete(f"bff:task:{task.id}")
+
+    reconcile_open_tasks()
+
+    assert store_for(redis_client).open_task_ids() == []
+
+
+def test_a_record_written_by_a_newer_version_is_still_read(redis_client, worker_runtime):
+    import json
+
+    task = new_text_task(redis_client)
+    raw = json.loads(redis_client.get(f"bff:task:{task.id}"))
+    redis_client.set(f"bff:task:{task.id}", json.dumps({**raw, "field_from_the_future": 1}))
+
+    assert store_for(redis_client).get(task.id).id == task.id
+
+
+def test_racing_workers_create_one_provider_task(redis_client, worker_runtime, tripo):
+    task = new_text_task(redis_client)
+    start = threading.Barrier(8)
+
+    def race():
+        start.wait()
+        submit(task.id)
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(tripo.create_bodies()) == 1
+    assert store_for(redis_client).get(task.id).provider_task_id in tripo.tasks
+
+
+class FlakyRedis:
+    """A Redis client whose first SET fails the way a failover does."""
+
+    def __init__(self, real):
+        self.real, self.failed = real, False
+
+    def set(self, *args, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise redis.exceptions.ReadOnlyError("READONLY You can't write against a read only replica.")
+        return self.real.set(*args, **kwargs)
+
+
+def test_the_scheduler_thread_survives_any_error(redis_client):
+    polls = []
+    scheduler = PollScheduler(FlakyRedis(redis_client), 0.05, lambda: polls.append(1))
+    scheduler.after_worker_boot(None, None)
+    try:
+        wait_until(lambda: len(polls) >= 2)
+    finally:
+        scheduler.before_worker_shutdown(None, None)

@@ -1,0 +1,85 @@
+"""Reconciliation: every open task moves on, whatever happened to its messages.
+
+The task record is the source of truth and Dramatiq messages only nudge it. Each poll
+cycle looks at every open task:
+
+- a claim older than the longest possible provider call means its worker died mid-call:
+  the call may have been sent and billed, so the task fails as
+  ``provider_outcome_unknown`` (never re-sent);
+- a task past its deadline fails with ``timeout``, unless its provider call is still in
+  flight (then the claim rule above settles it);
+- a task waiting to be sent whose message is overdue (lost with a killed worker, or never
+  enqueued because Redis failed) is nudged again;
+- an index entry whose record is gone is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bff.error_codes import task_error
+from bff.logs import task_context
+from bff.providers import openai, tripo
+from bff.task import CLAIMED, NOT_SUBMITTED, Task
+
+from . import runtime
+
+log = logging.getLogger(__name__)
+
+_CALL_MARGIN_SECONDS = 30
+# The longest a provider call can hold a claim: its connect and read timeouts, plus margin.
+CLAIM_TIMEOUT_SECONDS = {
+    "tripo": tripo.CONNECT_TIMEOUT_SECONDS + tripo.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
+    "openai": openai.CONNECT_TIMEOUT_SECONDS + openai.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
+}
+# A waiting task whose message has not run this long after it was due is nudged again.
+NUDGE_AFTER_SECONDS = 60
+_BATCH = 200
+
+
+def reconcile_open_tasks() -> None:
+    store = runtime.current().services.store
+    ids = store.open_task_ids()
+    for start in range(0, len(ids), _BATCH):
+        batch = ids[start : start + _BATCH]
+        tasks = store.get_many(batch)
+        store.forget_open(set(batch) - {task.id for task in tasks})
+        for task in tasks:
+            try:
+                _settle(task, time.time())
+            except Exception:
+                # One odd record must not stop the others from moving on.
+                log.exception("could not reconcile a task", extra={"open_task": task.id})
+
+
+def _settle(task: Task, now: float) -> None:
+    worker_runtime = runtime.current()
+    store = worker_runtime.services.store
+    if task.submission == CLAIMED:
+        if now - (task.claimed_at or 0) > CLAIM_TIMEOUT_SECONDS[task.service]:
+            _fail(task, "provider_outcome_unknown", "the worker stopped during the provider call")
+        return
+    if now > task.created_at + worker_runtime.settings.bff_task_deadline_seconds:
+        _fail(task, "timeout")
+    elif task.submission == NOT_SUBMITTED and now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS:
+        if store.update(task.id, lambda current: _nudged(current, now)):
+            worker_runtime.services.queue.submit(task.id, task.request_id)
+            with task_context(task.id, task.request_id):
+                log.warning("nudged a waiting task whose message was lost")
+
+
+def _nudged(task: Task, now: float) -> Task | None:
+    return task.evolve(next_attempt_at=now) if task.submission == NOT_SUBMITTED else None
+
+
+def _fail(task: Task, code: str, detail: str | None = None) -> None:
+    store = runtime.current().services.store
+    expected_claim = task.claimed_at
+    failed = store.update(
+        task.id,
+        lambda current: current.failed(task_error(code, detail)) if current.claimed_at == expected_claim else None,
+    )
+    if failed:
+        with task_context(failed.id, failed.request_id):
+            log.warning("task failed by reconciliation", extra={"error_code": code})
