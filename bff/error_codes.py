@@ -74,9 +74,16 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
 }
 
 
+# Codes about the service's own provider account: the provider's words (which may quote
+# the key or the account) are for the operator's logs, not for the app.
+_OPERATOR_CODES = frozenset({
+    "provider_auth_failed", "provider_access_denied", "provider_insufficient_credit", "provider_model_invalid",
+})
+
+
 def task_error(code: str, detail: str | None = None) -> TaskError:
     """A TaskError whose message says what happened and what to do, with the provider's
-    detail when it helps."""
+    detail when it helps the app."""
     what, advice = TASK_ERROR_CODES[code]
-    detail_text = f" Provider said: {detail}." if detail else ""
+    detail_text = f" Provider said: {detail}." if detail and code not in _OPERATOR_CODES else ""
     return TaskError(code=code, message=f"{what}{detail_text} {advice}")

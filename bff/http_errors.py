@@ -12,13 +12,14 @@ import logging
 
 from flask import jsonify
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from .redis_client import REDIS_UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
-REDIS_RETRY_AFTER_SECONDS = 5
+# How long a client should wait before retrying after a 503.
+RETRY_AFTER_SECONDS = 5
 
 _DEFAULT_MESSAGES = {
     400: "The request could not be read; see 'errors'.",
@@ -32,11 +33,10 @@ _DEFAULT_MESSAGES = {
 
 
 class BffApi(Api):
-    """flask-smorest's Api, with a message on every error."""
+    """flask-smorest's Api, with a message on every error. (Flask itself logs the
+    exception behind a 500, through the JSON handler.)"""
 
     def handle_http_exception(self, error: HTTPException):
-        if isinstance(error, InternalServerError):
-            log.error("unhandled error", exc_info=error.original_exception or error)
         payload, status, headers = super().handle_http_exception(error)
         payload.setdefault("message", _DEFAULT_MESSAGES.get(status) or error.description)
         return payload, status, headers
@@ -55,5 +55,5 @@ def _redis_unavailable(error: Exception):
         message="Task storage is unreachable; retry shortly.",
     )
     response.status_code = 503
-    response.headers["Retry-After"] = str(REDIS_RETRY_AFTER_SECONDS)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

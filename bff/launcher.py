@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+from urllib.parse import urlparse
 
 from .settings import Settings, load_settings_or_exit
 
@@ -59,6 +60,11 @@ def main(argv: list[str]) -> int:
         print("The embedded store lives in one process: use `python -m bff.launcher all`, or set REDIS_URL.",
               file=sys.stderr)
         return 2
+    if role != "all" and settings.bff_sandbox and _expects_own_stand_ins(settings):
+        print("In sandbox mode the stand-ins run inside `python -m bff.launcher all`. For separate web and "
+              "worker processes, run `python -m sandbox.server` and point TRIPO_API_BASE_URL and "
+              "OPENAI_API_BASE_URL at it.", file=sys.stderr)
+        return 2
     if role != "all":
         os.execvp(sys.executable, [sys.executable, "-m", *command_for(role, dict(os.environ))])
     stand_ins = _start_stand_ins(settings) if settings.bff_sandbox else None
@@ -67,6 +73,11 @@ def main(argv: list[str]) -> int:
     finally:
         if stand_ins:
             stand_ins.shutdown()
+
+
+def _expects_own_stand_ins(settings: Settings) -> bool:
+    ports = {urlparse(url).port for url in (settings.tripo_api_base_url, settings.openai_api_base_url)}
+    return settings.bff_sandbox_port in ports
 
 
 def run_child_processes(settings: Settings) -> int:

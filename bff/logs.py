@@ -51,6 +51,14 @@ def task_context(task_id: str, request_id: str | None):
         _request_id.reset(request_token)
 
 
+def redact(text: str, secrets_to_hide: tuple[str, ...]) -> str:
+    """``text`` with every secret replaced: the one scrubber for logs and provider messages."""
+    for secret in secrets_to_hide:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, secrets_to_hide: tuple[str, ...] = ()):
         super().__init__()
@@ -69,9 +77,7 @@ class JsonFormatter(logging.Formatter):
         return self._scrub(json.dumps({k: v for k, v in line.items() if v is not None}, default=str))
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text, self._secrets)
 
 
 def _stamp_context(factory):

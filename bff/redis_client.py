@@ -21,12 +21,18 @@ CONNECT_TIMEOUT_SECONDS = 0.5
 SOCKET_TIMEOUT_SECONDS = 1.0
 RETRIES = 1
 
-# What a request handler treats as "Redis is unavailable" (-> 503).
-REDIS_UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# What counts as "Redis is unavailable for now" (a request answers 503): no connection,
+# no answer in time, a replica during failover, or a full server.
+REDIS_UNAVAILABLE_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+)
 
 
 def connection_options() -> dict:
-    """Options for ``redis.Redis``; also handed to anything else that opens connections."""
+    """Options for every ``redis.Redis`` this service opens."""
     return {
         "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
         "socket_timeout": SOCKET_TIMEOUT_SECONDS,
@@ -35,12 +41,16 @@ def connection_options() -> dict:
     }
 
 
-def build_redis(url: str) -> redis.Redis:
+def build_redis(url: str, *, verify_tls: bool = True) -> redis.Redis:
     if url == EMBEDDED_REDIS_URL:
         import fakeredis
 
         return fakeredis.FakeRedis(server=_embedded_server())
-    return redis.Redis.from_url(url, **connection_options())
+    options = connection_options()
+    if url.startswith("rediss://") and not verify_tls:
+        # Heroku Redis serves TLS with a self-signed certificate (REDIS_TLS_VERIFY=false).
+        options["ssl_cert_reqs"] = None
+    return redis.Redis.from_url(url, **options)
 
 
 @functools.cache

@@ -23,7 +23,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
-        client = build_redis(settings.redis_url)
+        client = build_redis(settings.redis_url, verify_tls=settings.redis_tls_verify)
         return cls(
             settings=settings,
             redis=client,

@@ -8,9 +8,10 @@ failing on its first request.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 from urllib.parse import urlparse
 
@@ -47,8 +48,8 @@ def _flag(value: str) -> bool:
 
 def _positive_number(value: str) -> float:
     number = float(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
+    if not math.isfinite(number) or number < 0.01:
+        raise ValueError("must be a number of at least 0.01")
     return number
 
 
@@ -87,6 +88,7 @@ _SPECS: dict[str, _Spec] = {
     "BFF_SANDBOX_PORT": _Spec("8765", _port),
     "BFF_SANDBOX_TASK_SECONDS": _Spec("20", _positive_number),
     "REDIS_URL": _Spec(None, _redis_url, secret=True, sandbox_default=EMBEDDED_REDIS_URL),
+    "REDIS_TLS_VERIFY": _Spec("true", _flag),
     "TRIPO_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_TRIPO_KEY),
     "TRIPO_API_BASE_URL": _Spec("https://openapi.tripo3d.ai/v3", _url, sandbox_default=f"{_SANDBOX_ROOT}/tripo/v3"),
     "TRIPO_MODEL_VERSION": _Spec("v3.1-20260211", _text),
@@ -108,13 +110,14 @@ class Settings:
     bff_sandbox: bool
     bff_sandbox_port: int
     bff_sandbox_task_seconds: float
-    redis_url: str
-    tripo_api_key: str
+    redis_url: str = field(repr=False)
+    redis_tls_verify: bool
+    tripo_api_key: str = field(repr=False)
     tripo_api_base_url: str
     tripo_model_version: str
     tripo_refine_model_version: str
     tripo_url_ttl_seconds: float
-    openai_api_key: str
+    openai_api_key: str = field(repr=False)
     openai_api_base_url: str
     openai_image_model: str
     bff_poll_interval_seconds: float
@@ -134,6 +137,8 @@ class Settings:
             values[name.lower()] = _read(name, spec, environ, sandbox_default)
         if values["redis_url"] == EMBEDDED_REDIS_URL and not values["bff_sandbox"]:
             raise SettingsError(f"REDIS_URL {EMBEDDED_REDIS_URL} (the in-process store) needs BFF_SANDBOX=true")
+        if values["bff_sandbox"]:
+            _require_local_providers(values)
         return cls(**values)
 
     @property
@@ -151,12 +156,11 @@ class Settings:
         return int(self.bff_max_upload_mb * 1024 * 1024)
 
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never appear in a response or a log line."""
-        return tuple(
-            getattr(self, name.lower())
-            for name, spec in _SPECS.items()
-            if spec.secret and getattr(self, name.lower())
-        )
+        """Values that must never appear in a response or a log line (the Redis password
+        on its own too, as an error message may quote it without the URL)."""
+        values = [getattr(self, name.lower()) for name, spec in _SPECS.items() if spec.secret]
+        values.append(urlparse(self.redis_url).password)
+        return tuple(value for value in values if value)
 
 
 def _read(name: str, spec: _Spec, environ: Mapping[str, str], sandbox_default: str | None) -> object:
@@ -171,6 +175,14 @@ def _read(name: str, spec: _Spec, environ: Mapping[str, str], sandbox_default: s
     except ValueError as error:
         shown = "(hidden)" if spec.secret else repr(raw)
         raise SettingsError(f"{name} {error}; got {shown}") from None
+
+
+def _require_local_providers(values: dict) -> None:
+    """Sandbox mode promises no real provider call: its provider URLs must be local."""
+    for name in ("TRIPO_API_BASE_URL", "OPENAI_API_BASE_URL"):
+        host = urlparse(values[name.lower()]).hostname
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise SettingsError(f"{name} must point at a local stand-in in sandbox mode (BFF_SANDBOX=true)")
 
 
 def load_settings_or_exit() -> Settings:

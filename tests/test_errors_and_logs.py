@@ -58,19 +58,40 @@ def test_log_lines_are_json_and_never_carry_a_secret():
     assert parsed["message"] == f"calling with Bearer {REDACTED}" and parsed["provider"] == REDACTED
 
 
-def test_provider_failures_do_not_log_the_key_or_put_it_on_the_task(redis_client, worker_runtime, requests_mock,
-                                                                     caplog):
-    caplog.set_level(logging.DEBUG)
-    requests_mock.post(f"{TRIPO_BASE_URL}/generation/text-to-model", status_code=401,
-                       json={"code": 1002, "message": f"invalid key {TRIPO_KEY}"})
+@pytest.mark.parametrize("status, code", [(401, 1002), (400, 1004)])
+def test_a_provider_message_quoting_the_key_never_reaches_the_app(client, redis_client, worker_runtime,
+                                                                   requests_mock, status, code):
+    requests_mock.post(f"{TRIPO_BASE_URL}/generation/text-to-model", status_code=status,
+                       json={"code": code, "message": f"bad request with key {TRIPO_KEY}"})
     task = new_text_task(redis_client)
 
     submit(task.id)
 
-    formatter = JsonFormatter(())  # unscrubbed: the key must not reach a log call at all
-    assert all(TRIPO_KEY not in formatter.format(record) for record in caplog.records if record.name != "t")
-    stored = redis_client.get(f"bff:task:{task.id}").decode()
-    assert "provider_auth_failed" in stored
+    body = client.get(f"/tasks/{task.id}/status?service=tripo").get_json()
+    assert body["status"] == "failed" and TRIPO_KEY not in json.dumps(body)
+    assert TRIPO_KEY not in redis_client.get(f"bff:task:{task.id}").decode()
+
+
+def test_the_request_itself_never_logs_the_key(redis_client, worker_runtime, tripo, caplog):
+    caplog.set_level(logging.DEBUG)
+
+    submit(new_text_task(redis_client).id)
+
+    unscrubbed = JsonFormatter(())  # the key must not reach a log call at all
+    assert caplog.records and all(TRIPO_KEY not in unscrubbed.format(record) for record in caplog.records)
+
+
+def test_a_read_only_redis_during_failover_is_a_503_not_a_500(client, redis_client):
+    from tests.redis_server import free_port
+
+    redis_client.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))  # now a read-only replica
+    try:
+        response = client.post("/generate/text-to-model", json={"prompt": "a cup"})
+    finally:
+        redis_client.execute_command("REPLICAOF", "NO", "ONE")
+
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.get_json()["code"] == 503
 
 
 def test_readyz_reports_redis(client):
@@ -94,6 +115,7 @@ def test_redis_down_is_a_fast_503_json_on_every_route_that_needs_it(settings):
         elapsed = time.monotonic() - started
         assert response.status_code == 503 and response.get_json()["code"] == 503, path
         assert elapsed < 2.0, (path, elapsed)
+    assert dead.get("/readyz").headers["Retry-After"] == "5"
     assert dead.get("/healthz").status_code == 200
 
 

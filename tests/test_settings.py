@@ -37,7 +37,10 @@ def test_a_missing_required_setting_is_named(name):
     ("TRIPO_API_BASE_URL", "openapi.tripo3d.ai", "must be an http(s) URL"),
     ("REDIS_URL", "http://localhost", "must be a redis://"),
     ("BFF_POLL_INTERVAL_SECONDS", "soon", "could not convert"),
-    ("BFF_TASK_DEADLINE_SECONDS", "-5", "must be greater than 0"),
+    ("BFF_TASK_DEADLINE_SECONDS", "-5", "must be a number of at least 0.01"),
+    ("BFF_TASK_DEADLINE_SECONDS", "inf", "must be a number of at least 0.01"),
+    ("BFF_POLL_INTERVAL_SECONDS", "nan", "must be a number of at least 0.01"),
+    ("BFF_RESULT_TTL_SECONDS", "0", "must be a number of at least 0.01"),
     ("BFF_LOG_LEVEL", "LOUD", "must be DEBUG"),
 ])
 def test_a_malformed_setting_is_named(name, value, fragment):
@@ -65,3 +68,28 @@ def test_web_and_worker_stop_at_start_naming_the_missing_variable(entry_point):
     assert finished.returncode == 2
     assert "TRIPO_API_KEY is required but not set" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def test_sandbox_mode_needs_no_keys_and_uses_local_stand_ins():
+    settings = Settings.from_env({"BFF_SANDBOX": "true", "BFF_SANDBOX_PORT": "9100"})
+
+    assert settings.tripo_api_key == "tsk_sandbox" and settings.redis_url == "embedded://"
+    assert settings.tripo_api_base_url == "http://127.0.0.1:9100/tripo/v3"
+    assert settings.openai_api_base_url == "http://127.0.0.1:9100/openai/v1"
+
+
+def test_sandbox_mode_refuses_a_real_provider_url():
+    with pytest.raises(SettingsError, match="TRIPO_API_BASE_URL must point at a local stand-in"):
+        Settings.from_env({"BFF_SANDBOX": "true", "TRIPO_API_BASE_URL": "https://openapi.tripo3d.ai/v3"})
+
+
+def test_the_embedded_store_is_refused_outside_sandbox_mode():
+    with pytest.raises(SettingsError, match="needs BFF_SANDBOX=true"):
+        Settings.from_env({**REQUIRED, "REDIS_URL": "embedded://"})
+
+
+def test_secrets_are_hidden_from_repr_and_include_the_redis_password():
+    settings = Settings.from_env({**REQUIRED, "REDIS_URL": "redis://:hunter2@redis.internal:6379/0"})
+
+    assert "tsk_abc" not in repr(settings) and "hunter2" not in repr(settings)
+    assert {"tsk_abc", "sk-abc", "hunter2"} <= set(settings.secrets())

@@ -14,6 +14,7 @@ import logging
 import time
 
 from bff.error_codes import task_error
+from bff.logs import redact
 from bff.providers.errors import RETRY, UNKNOWN, ProviderError
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.task import CLAIMED, NOT_SUBMITTED, PENDING, Task
@@ -79,7 +80,7 @@ def _record_outcome(task_id: str, finish: TaskChange) -> None:
 def _handle_failure(task: Task, error: ProviderError) -> float | None:
     store = runtime.current().services.store
     log.warning("submission failed", extra={"outcome": error.outcome, "error_code": error.error_code,
-                                            "provider_code": error.provider_code,
+                                            "provider_code": error.provider_code, "provider_message": error.detail,
                                             "provider_request_id": error.request_id})
     # Waiting for provider capacity (a 429) is not a fault and does not count.
     faults = task.submit_faults + (0 if error.rate_limited else 1)
@@ -91,7 +92,8 @@ def _handle_failure(task: Task, error: ProviderError) -> float | None:
             submit_tries=tries, next_attempt_at=time.time() + delay,
         ))
         return delay
-    detail = None if error.outcome == UNKNOWN else error.detail
+    secrets = runtime.current().settings.secrets()
+    detail = None if error.outcome == UNKNOWN else redact(error.detail, secrets)
     store.update(
         task.id,
         lambda current: current.failed(

@@ -39,30 +39,31 @@ class TripoClient:
 
     def create_task(self, path: str, body: dict) -> str:
         """POST a create call (e.g. ``/generation/text-to-model``); returns Tripo's task id."""
-        data = self._call("POST", path, body, creates=True)
+        data, request_id = self._call("POST", path, body, creates=True)
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise unreadable_answer(creates=True, request_id=None)
+            raise unreadable_answer(creates=True, request_id=request_id)
         return task_id
 
     def get_task(self, task_id: str) -> dict:
-        data = self._call("GET", f"/tasks/{task_id}", None, creates=False)
+        data, request_id = self._call("GET", f"/tasks/{task_id}", None, creates=False)
         if not isinstance(data, dict):
-            raise unreadable_answer(creates=False, request_id=None)
+            raise unreadable_answer(creates=False, request_id=request_id)
         return data
 
     def get_tasks(self, task_ids: list[str]) -> tuple[dict[str, dict], list[str]]:
         """Batch read of at most ``BATCH_READ_LIMIT`` tasks: (tasks by id, ids Tripo missed)."""
         if not 0 < len(task_ids) <= BATCH_READ_LIMIT:
             raise ValueError(f"between 1 and {BATCH_READ_LIMIT} task ids per call")
-        data = self._call("POST", "/tasks/list", {"task_ids": task_ids}, creates=False)
+        data, request_id = self._call("POST", "/tasks/list", {"task_ids": task_ids}, creates=False)
         tasks = data.get("tasks") if isinstance(data, dict) else None
         if not isinstance(tasks, dict):
-            raise unreadable_answer(creates=False, request_id=None)
+            raise unreadable_answer(creates=False, request_id=request_id)
         missed = data.get("missed") or []
         return tasks, [task_id for task_id in missed if isinstance(task_id, str)]
 
-    def _call(self, method: str, path: str, body: dict | None, *, creates: bool):
+    def _call(self, method: str, path: str, body: dict | None, *, creates: bool) -> tuple[object, str | None]:
+        """The envelope's ``data`` and the provider's request id, or a classified error."""
         try:
             response = self._session.request(
                 method,
@@ -76,7 +77,7 @@ class TripoClient:
         envelope = _json_or_none(response)
         request_id = _request_id(response, envelope)
         if response.ok and isinstance(envelope, dict) and envelope.get("code") == 0:
-            return envelope.get("data")
+            return envelope.get("data"), request_id
         if response.ok and not isinstance(envelope, dict):
             raise unreadable_answer(creates=creates, request_id=request_id)
         error = classify_tripo_response(

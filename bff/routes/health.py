@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint, abort
 
+from ..http_errors import RETRY_AFTER_SECONDS
 from ..redis_client import REDIS_UNAVAILABLE_ERRORS
 from ..schemas import HealthResponse, ReadinessResponse
 from ..services import services
@@ -26,5 +27,5 @@ def readyz():
     try:
         services().redis.ping()
     except REDIS_UNAVAILABLE_ERRORS:
-        abort(503, message="Not ready: Redis is unreachable.")
+        abort(503, message="Not ready: Redis is unreachable.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return {"status": "ready", "redis": "ok", "sandbox": services().settings.bff_sandbox}

@@ -7,6 +7,7 @@ import base64
 from flask import Response, redirect
 from flask_smorest import Blueprint, abort
 
+from ..http_errors import RETRY_AFTER_SECONDS
 from ..output_links import MODEL, PREVIEW, fresh_output_url
 from ..schemas import StatusQuery, TaskStatusResponse
 from ..services import services
@@ -17,7 +18,6 @@ from ..uploads import CONTENT_TYPES
 blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Follow a task and fetch its results.")
 
 _REDIRECT = {"description": "Redirect to the file at the provider (a short-lived signed URL)."}
-_RETRY_AFTER_SECONDS = 5
 
 
 def _task_or_404(task_id: str, service: str | None = None) -> Task:
@@ -56,7 +56,7 @@ def _redirect_to_output(task_id: str, which: str):
         abort(
             503,
             message="Could not get a fresh link from the provider in time; retry shortly.",
-            headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return redirect(url, code=302)
 
