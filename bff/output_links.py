@@ -13,25 +13,23 @@ import time
 from .services import services
 from .task import Task
 
-MODEL = "model"
-PREVIEW = "preview"
-REFRESH_WAIT_SECONDS = 10.0
+REFRESH_WAIT_SECONDS = 5.0  # a worker answers in well under a second; a web thread waits no longer
 _REFRESH_CHECK_SECONDS = 0.2
 
 
 def fresh_output_url(task: Task, which: str) -> str | None:
     """A currently valid provider URL for the task's ``which`` output, or None if the
     workers could not get one within ``REFRESH_WAIT_SECONDS``."""
-    found = services()
-    url = found.store.cached_output_urls(task.id).get(which)
+    app_services = services()
+    url = app_services.store.cached_output_urls(task.id).get(which)
     if url:
         return url
-    if found.store.claim_url_refresh(task.id, REFRESH_WAIT_SECONDS):
-        found.queue.refresh_output_urls(task.id, task.request_id)
+    if app_services.store.claim_url_refresh(task.id, REFRESH_WAIT_SECONDS):
+        app_services.queue.refresh_output_urls(task.id, task.request_id)
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while time.monotonic() < deadline:
         time.sleep(_REFRESH_CHECK_SECONDS)
-        url = found.store.cached_output_urls(task.id).get(which)
+        url = app_services.store.cached_output_urls(task.id).get(which)
         if url:
             return url
     return None

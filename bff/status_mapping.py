@@ -21,6 +21,10 @@ _FAILURE_CODES = {
     "expired": "provider_expired",
 }
 
+# A model task's outputs, as kept on the task record: {MODEL: "glb"|"fbx", PREVIEW: "png"}.
+MODEL = "model"
+PREVIEW = "preview"
+
 # Output keys by preference: providers.md says prefer model_url; older names may appear.
 _MODEL_KEYS = ("model_url", "pbr_model", "model", "base_model")
 _PREVIEW_KEYS = ("rendered_image_url", "rendered_image")
@@ -42,9 +46,9 @@ class TripoSnapshot:
         """What the task record keeps of the outputs (never the short-lived URLs)."""
         outputs = {}
         if self.model_url:
-            outputs["model_format"] = model_format(self.model_url)
+            outputs[MODEL] = model_format(self.model_url)
         if self.preview_url:
-            outputs["preview"] = True
+            outputs[PREVIEW] = "png"
         return outputs
 
 

@@ -16,10 +16,10 @@ from .tripo_requests import MODEL_KINDS
 
 def accept_task(*, service: str, kind: str, params: dict, upload: Upload | None = None) -> Task:
     task = Task.new(service=service, kind=kind, params=params, request_id=current_request_id() or "")
-    found = services()
+    app_services = services()
     # An upload lives as long as its task can stay open; it is deleted when the task ends.
-    found.store.create(task, upload, upload_ttl_seconds=found.settings.bff_task_deadline_seconds + 3600)
-    found.queue.submit(task.id, task.request_id)
+    app_services.store.create(task, upload, upload_ttl_seconds=app_services.settings.bff_task_deadline_seconds + 3600)
+    app_services.queue.submit(task.id, task.request_id)
     return task
 
 

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from flask import url_for
 
+from .status_mapping import MODEL, PREVIEW
 from .task import COMPLETED, Task
 
 
@@ -28,14 +29,14 @@ def result_links(task: Task) -> list[str]:
     if "images" in task.outputs:
         return [url_for("tasks.task_image", task_id=task.id, index=index, _external=True)
                 for index in range(task.outputs["images"])]
-    if "model_format" in task.outputs:
+    if MODEL in task.outputs:
         return [url_for("tasks.task_result", task_id=task.id, _external=True)]
     return []
 
 
 def status_body(task: Task, images_b64: list[str] | None = None) -> dict:
     links = result_links(task)
-    has_preview = task.status == COMPLETED and task.outputs.get("preview")
+    has_preview = task.status == COMPLETED and PREVIEW in task.outputs
     body = {
         "task_id": task.id,
         "service": task.service,

@@ -126,7 +126,7 @@ def completed_draft(redis_client, **changes) -> Task:
     draft = Task.new(service="tripo", kind="text_to_model", params={"prompt": "a cat", "style": None,
                                                                     "texture": False}, request_id="r")
     completed = {"status": "completed", "progress": 100, "provider_task_id": "tripo-draft-1",
-                 "submission": "submitted", "outputs": {"model_format": "glb"}}
+                 "submission": "submitted", "outputs": {"model": "glb"}}
     draft = draft.evolve(**{**completed, **changes})
     store_for(redis_client).create(draft)
     return draft

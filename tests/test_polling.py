@@ -75,7 +75,7 @@ def test_success_completes_with_progress_100_and_caches_fresh_urls(redis_client,
     store = store_for(redis_client)
     completed = store.get(task.id)
     assert (completed.status, completed.progress) == ("completed", 100)
-    assert completed.outputs == {"model_format": "glb", "preview": True}
+    assert completed.outputs == {"model": "glb", "preview": "png"}
     urls = store.cached_output_urls(task.id)
     assert urls["model"].startswith(f"https://tripo-data.test/{task.provider_task_id}/model.glb?")
     ttl_ms = redis_client.pttl(f"bff:task:{task.id}:urls")
@@ -90,7 +90,7 @@ def test_success_with_only_legacy_output_names_still_completes(redis_client, wor
     poll_cycle()
 
     completed = store_for(redis_client).get(task.id)
-    assert completed.status == "completed" and completed.outputs == {"model_format": "fbx"}
+    assert completed.status == "completed" and completed.outputs == {"model": "fbx"}
 
 
 def test_success_without_a_model_is_a_failure_not_a_completed_task(redis_client, worker_runtime, tripo):
@@ -141,15 +141,18 @@ def test_a_failed_batch_read_changes_nothing_and_is_retried_next_cycle(redis_cli
 
 def test_tasks_past_the_deadline_fail_with_timeout_and_leave_polling(redis_client, worker_runtime, tripo):
     deadline = worker_runtime.settings.bff_task_deadline_seconds
-    stale = new_text_task(redis_client, created_at=time.time() - deadline - 1)
-    fresh = new_text_task(redis_client)
+    store = store_for(redis_client)
+    stale = submitted_task(redis_client, tripo)
+    store.update(stale.id, lambda task: task.evolve(created_at=time.time() - deadline - 1))
+    fresh = submitted_task(redis_client, tripo)
+    assert store.polling_task_ids("tripo") == [stale.id, fresh.id]
 
     poll_cycle()
 
-    store = store_for(redis_client)
     assert store.get(stale.id).error.code == "timeout"
     assert store.get(fresh.id).status == "pending"
-    assert store.open_task_ids() == [fresh.id]
+    assert store.open_task_ids() == [fresh.id] and store.polling_task_ids("tripo") == [fresh.id]
+    assert tripo.list_calls()[-1] == [fresh.provider_task_id]
 
 
 def test_a_terminal_task_never_changes_again(redis_client, worker_runtime, tripo):

@@ -66,7 +66,7 @@ def test_result_without_a_worker_to_refresh_the_link_is_503_not_a_hang(client, r
     monkeypatch.setattr(bff.output_links, "REFRESH_WAIT_SECONDS", 0.3)
     task = new_text_task(redis_client)
     store_for(redis_client).update(
-        task.id, lambda current: current.evolve(status="completed", progress=100, outputs={"model_format": "glb"})
+        task.id, lambda current: current.evolve(status="completed", progress=100, outputs={"model": "glb"})
     )
 
     response = client.get(f"/tasks/{task.id}/result")

@@ -67,6 +67,20 @@ def test_a_429_puts_the_task_back_to_wait_honouring_retry_after(redis_client, wo
     assert waiting.status == "pending" and waiting.submission == "not_submitted" and waiting.submit_faults == 0
 
 
+@pytest.mark.parametrize("answer", [
+    {"status_code": 429, "json": {"code": 1007, "message": "too many creations this minute"}},
+    {"status_code": 429, "text": "Too Many Requests"},
+])
+def test_every_kind_of_429_is_a_wait_not_a_fault(redis_client, worker_runtime, requests_mock, answer):
+    requests_mock.post(CREATE_URL, **answer)
+    task = new_text_task(redis_client)
+
+    assert submit(task.id) is not None
+
+    waiting = store_for(redis_client).get(task.id)
+    assert waiting.status == "pending" and waiting.submit_faults == 0 and waiting.submission == "not_submitted"
+
+
 def test_connection_refused_is_retried_then_fails_as_unavailable(redis_client, worker_runtime, requests_mock):
     requests_mock.post(CREATE_URL, exc=requests.exceptions.ConnectionError(
         __import__("urllib3").exceptions.NewConnectionError(None, "refused")))
@@ -103,7 +117,10 @@ def test_an_ambiguous_create_is_never_resent(redis_client, worker_runtime, reque
     (400, 2008, "content_policy"),
     (403, 2010, "provider_insufficient_credit"),
     (400, 2015, "provider_model_invalid"),
+    (400, 2017, "provider_model_invalid"),
     (401, 1002, "provider_auth_failed"),
+    (401, 2, "provider_auth_failed"),
+    (404, 2001, "provider_task_lost"),
     (418, 9999, "provider_error"),
 ])
 def test_final_provider_errors_fail_the_task_at_once(redis_client, worker_runtime, requests_mock, status, code, expected):

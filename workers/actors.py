@@ -59,12 +59,12 @@ def poll_tasks(sent_at: float) -> None:
 
 @dramatiq.actor(actor_name=REFRESH_OUTPUT_URLS, queue_name=POLL_QUEUE, max_retries=0, priority=0)
 def refresh_output_urls(task_id: str, request_id: str) -> None:
-    found = runtime.current()
+    worker_runtime = runtime.current()
     with task_context(task_id, request_id):
-        task = found.services.store.get(task_id)
+        task = worker_runtime.services.store.get(task_id)
         if task is None or not task.provider_task_id:
             return
         try:
-            cache_output_urls(task_id, found.tripo.get_task(task.provider_task_id))
+            cache_output_urls(task_id, worker_runtime.tripo.get_task(task.provider_task_id))
         except ProviderError as error:
             log.warning("could not refresh output urls", extra={"error_code": error.error_code})

@@ -13,7 +13,7 @@ from bff.error_codes import task_error
 from bff.logs import task_context
 from bff.providers.errors import ProviderError
 from bff.providers.tripo import BATCH_READ_LIMIT
-from bff.status_mapping import TripoSnapshot, output_urls, snapshot_from_tripo
+from bff.status_mapping import MODEL, PREVIEW, TripoSnapshot, output_urls, snapshot_from_tripo
 from bff.task import COMPLETED, PROCESSING, Task
 
 from . import runtime
@@ -42,9 +42,9 @@ def refresh_tripo_tasks() -> None:
 def _refresh_batch(by_provider_id: dict[str, Task]) -> None:
     if not by_provider_id:
         return
-    found = runtime.current()
+    worker_runtime = runtime.current()
     try:
-        provider_tasks, missed = found.tripo.get_tasks(list(by_provider_id))
+        provider_tasks, missed = worker_runtime.tripo.get_tasks(list(by_provider_id))
     except ProviderError as error:
         # Reads are free to repeat: the next cycle tries again; the deadline bounds it.
         log.warning("tripo batch read failed", extra={"error_code": error.error_code, "outcome": error.outcome})
@@ -54,29 +54,29 @@ def _refresh_batch(by_provider_id: dict[str, Task]) -> None:
             apply_tripo_read(by_provider_id[provider_id].id, provider_task)
     for provider_id in missed:
         if provider_id in by_provider_id:
-            found.services.store.update(
+            worker_runtime.services.store.update(
                 by_provider_id[provider_id].id, lambda task: task.failed(task_error("provider_task_lost"))
             )
 
 
 def apply_tripo_read(task_id: str, provider_task: dict) -> None:
     """Write what one Tripo read says into the task record, and cache its output URLs."""
-    found = runtime.current()
+    worker_runtime = runtime.current()
     snapshot = snapshot_from_tripo(provider_task)
     if snapshot.status == COMPLETED:
         cache_output_urls(task_id, provider_task)
-    updated = found.services.store.update(task_id, lambda task: _with_snapshot(task, snapshot))
+    updated = worker_runtime.services.store.update(task_id, lambda task: _with_snapshot(task, snapshot))
     if updated and updated.is_terminal:
         with task_context(updated.id, updated.request_id):
             log.info("task ended", extra={"status": updated.status})
 
 
 def cache_output_urls(task_id: str, provider_task: dict) -> None:
-    found = runtime.current()
+    worker_runtime = runtime.current()
     model_url, preview_url = output_urls(provider_task)
-    urls = {name: url for name, url in (("model", model_url), ("preview", preview_url)) if url}
+    urls = {name: url for name, url in ((MODEL, model_url), (PREVIEW, preview_url)) if url}
     if urls:
-        found.services.store.cache_output_urls(task_id, urls, found.settings.tripo_url_cache_seconds)
+        worker_runtime.services.store.cache_output_urls(task_id, urls, worker_runtime.settings.tripo_url_cache_seconds)
 
 
 def _with_snapshot(task: Task, snapshot: TripoSnapshot) -> Task | None:

@@ -28,9 +28,9 @@ class MissingUpload(Exception):
 
 def send_to_tripo(task: Task) -> TaskChange:
     """Create the task at Tripo; the poller follows it from there."""
-    found = runtime.current()
-    path, body = tripo_create_request(task, found.settings)
-    provider_task_id = found.tripo.create_task(path, body)
+    worker_runtime = runtime.current()
+    path, body = tripo_create_request(task, worker_runtime.settings)
+    provider_task_id = worker_runtime.tripo.create_task(path, body)
     log.info("submitted", extra={"provider_task_id": provider_task_id})
     submitted_at = time.time()
     return lambda current: current.evolve(
@@ -40,13 +40,13 @@ def send_to_tripo(task: Task) -> TaskChange:
 
 def send_to_openai(task: Task) -> TaskChange:
     """Run the edit; its images come back in the answer, so the task completes here."""
-    found = runtime.current()
-    store = found.services.store
+    worker_runtime = runtime.current()
+    store = worker_runtime.services.store
     upload = store.upload(task.id)
     if upload is None:
         raise MissingUpload(task.id)
     store.update(task.id, lambda current: current.evolve(status=PROCESSING))
-    images, request_id = found.openai.edit_image(openai_edit_request(task, upload, found.settings))
+    images, request_id = worker_runtime.openai.edit_image(openai_edit_request(task, upload, worker_runtime.settings))
     store.save_images(task.id, images)
     log.info("edited", extra={"images": len(images), "provider_request_id": request_id})
     outputs = {"images": len(images), "image_format": sniff_format(images[0]) or "PNG"}

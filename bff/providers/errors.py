@@ -43,10 +43,11 @@ class ProviderError(Exception):
         return f"{self.outcome}/{self.error_code}: {self.detail}"
 
 
+# Tripo's 429 codes: the concurrency limit and the per-minute creation rate.
+_TRIPO_RATE_LIMIT_CODES = (2000, 1007)
 # Tripo's business codes (providers.md, "Limits and errors") -> (outcome, BFF error code).
 _TRIPO_CODES: dict[int, tuple[str, str]] = {
-    2000: (RETRY, "provider_unavailable"),  # concurrency limit
-    1007: (RETRY, "provider_unavailable"),  # per-minute creation rate
+    **{code: (RETRY, "provider_unavailable") for code in _TRIPO_RATE_LIMIT_CODES},
     1004: (FINAL, "invalid_request"),
     2008: (FINAL, "content_policy"),
     2010: (FINAL, "provider_insufficient_credit"),
@@ -83,7 +84,7 @@ def classify_tripo_response(
         provider_code=None if code is None else str(code),
         request_id=request_id,
         retry_after=retry_after if outcome == RETRY else None,
-        rate_limited=http_status == 429 or code in (2000, 1007),
+        rate_limited=http_status == 429 or code in _TRIPO_RATE_LIMIT_CODES,
     )
 
 

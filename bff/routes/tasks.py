@@ -8,9 +8,10 @@ from flask import Response, redirect
 from flask_smorest import Blueprint, abort
 
 from ..http_errors import RETRY_AFTER_SECONDS
-from ..output_links import MODEL, PREVIEW, fresh_output_url
+from ..output_links import fresh_output_url
 from ..schemas import StatusQuery, TaskStatusResponse
 from ..services import services
+from ..status_mapping import MODEL, PREVIEW
 from ..task import COMPLETED, Task
 from ..task_view import status_body
 from ..uploads import CONTENT_TYPES
@@ -49,7 +50,7 @@ def _redirect_to_output(task_id: str, which: str):
     task = _task_or_404(task_id)
     if task.status != COMPLETED:
         abort(409, message=f"The task is {task.status}; its result exists once it is completed.")
-    if which == MODEL and "model_format" not in task.outputs or which == PREVIEW and not task.outputs.get("preview"):
+    if which not in task.outputs:
         abort(404, message=f"This task has no {which}.")
     url = fresh_output_url(task, which)
     if url is None:
