@@ -64,6 +64,8 @@ def _openapi_config(settings: Settings) -> dict:
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
         # Served by the app itself so the docs work with no internet.
         "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
+        # Links to an operation can be shared; "Try it out" is open at once.
+        "OPENAPI_SWAGGER_UI_CONFIG": {"deepLinking": True, "tryItOutEnabled": True},
         "API_SPEC_OPTIONS": {"info": {"description": description}},
     }
 

@@ -152,8 +152,8 @@ class ImageToImageRequest(Schema):
         metadata={"description": "What the concept images should show, 1..32000 characters.",
                   "example": "a cute robot toy, front view"},
     )
+    # No null defaults here: Swagger UI would offer "null", which a form sends as text.
     style = fields.String(
-        load_default=None,
         validate=validate.OneOf(STYLE_NAMES),
         metadata={"description": "A style name from GET /styles."},
     )
@@ -164,7 +164,6 @@ class ImageToImageRequest(Schema):
     )
     size = fields.String(load_default="1024x1024", validate=validate.OneOf(IMAGE_SIZES))
     background = fields.String(
-        load_default=None,
         validate=validate.OneOf(BACKGROUNDS),
         metadata={"description": "transparent, opaque or auto; the provider's default when absent."},
     )

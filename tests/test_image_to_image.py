@@ -123,8 +123,7 @@ def test_a_good_image_is_accepted_and_stored_with_the_task(client, redis_client,
     assert body["service"] == "openai" and body["status_url"].endswith("service=openai")
     store = store_for(redis_client)
     task = store.get(body["task_id"])
-    assert task.params == {"prompt": "a robot toy", "style": "cartoon", "n": 3, "size": "1024x1024",
-                           "background": None}
+    assert task.params == {"prompt": "a robot toy", "style": "cartoon", "n": 3, "size": "1024x1024"}
     upload = store.upload(task.id)
     assert upload.data == encoded(format_name) and upload.content_type == f"image/{format_name.lower()}"
     assert 0 < redis_client.ttl(f"bff:task:{task.id}:upload")
