@@ -9,8 +9,10 @@ from flask import Flask, g, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .clients import identify_client
 from .http_errors import BffApi, register_error_handlers
 from .logs import configure_logging, log_mode, new_request_id, set_request_id
+from .rate_limits import init_rate_limits
 from .routes import generate, health, styles, tasks
 from .services import Services
 from .settings import Settings
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     _register_request_hooks(app)
+    app.before_request(lambda: identify_client(settings.bff_api_keys))
+    init_rate_limits(app, settings)  # after identify_client: limits are per client
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
     return app
 

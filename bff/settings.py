@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 from urllib.parse import urlparse
 
+from .clients import ClientKeys
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable."""
@@ -60,6 +62,17 @@ def _port(value: str) -> int:
     return port
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return number
+
+
+def _client_keys(value: str) -> ClientKeys | None:
+    return ClientKeys.parse(value) if value.strip() else None
+
+
 def _log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -102,6 +115,15 @@ _SPECS: dict[str, _Spec] = {
     "BFF_RESULT_TTL_SECONDS": _Spec("86400", _positive_number),
     "BFF_MAX_UPLOAD_MB": _Spec("20", _positive_number),
     "BFF_LOG_LEVEL": _Spec("INFO", _log_level),
+    "BFF_API_KEYS": _Spec("", _client_keys, secret=True),
+    "BFF_OPENAI_REQUESTS_PER_MINUTE": _Spec("4", _positive_int),
+    "BFF_TRIPO_REFINE_REQUESTS_PER_MINUTE": _Spec("6", _positive_int),
+    "BFF_TRIPO_OTHER_REQUESTS_PER_MINUTE": _Spec("12", _positive_int),
+    "BFF_STATUS_REQUESTS_PER_MINUTE": _Spec("600", _positive_int),
+    "BFF_TRIPO_CONCURRENCY": _Spec("10", _positive_int),
+    "BFF_TRIPO_REFINE_CONCURRENCY": _Spec("5", _positive_int),
+    "BFF_OPENAI_TASKS_PER_MINUTE": _Spec("5", _positive_int),
+    "BFF_OPENAI_WINDOW_SECONDS": _Spec("60", _positive_number),
 }
 
 
@@ -125,6 +147,15 @@ class Settings:
     bff_result_ttl_seconds: float
     bff_max_upload_mb: float
     bff_log_level: str
+    bff_api_keys: ClientKeys | None = field(repr=False)
+    bff_openai_requests_per_minute: int
+    bff_tripo_refine_requests_per_minute: int
+    bff_tripo_other_requests_per_minute: int
+    bff_status_requests_per_minute: int
+    bff_tripo_concurrency: int
+    bff_tripo_refine_concurrency: int
+    bff_openai_tasks_per_minute: int
+    bff_openai_window_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -160,7 +191,7 @@ class Settings:
         on its own too, as an error message may quote it without the URL)."""
         values = [getattr(self, name.lower()) for name, spec in _SPECS.items() if spec.secret]
         values.append(urlparse(self.redis_url).password)
-        return tuple(value for value in values if value)
+        return tuple(value for value in values if value and isinstance(value, str))
 
 
 def _read(name: str, spec: _Spec, environ: Mapping[str, str], sandbox_default: str | None) -> object:

@@ -45,6 +45,7 @@ class Task:
     request_id: str
     created_at: float
     updated_at: float
+    client: str = ""  # who created it: only that client may see it
     status: str = PENDING
     progress: int = 0
     submission: str = NOT_SUBMITTED
@@ -60,7 +61,7 @@ class Task:
     provider_request_id: str | None = None
 
     @classmethod
-    def new(cls, *, service: str, kind: str, params: dict, request_id: str) -> "Task":
+    def new(cls, *, service: str, kind: str, params: dict, request_id: str, client: str = "") -> "Task":
         now = time.time()
         return cls(
             id=new_task_id(),
@@ -70,6 +71,7 @@ class Task:
             request_id=request_id,
             created_at=now,
             updated_at=now,
+            client=client,
         )
 
     @property

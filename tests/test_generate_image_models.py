@@ -7,7 +7,7 @@ import pytest
 
 from bff.error_codes import task_error
 from bff.task import Task
-from tests.helpers import store_for
+from tests.helpers import TEST_CLIENT, store_for
 from workers.submission import submit
 
 FRONT, LEFT, BACK, RIGHT = (f"https://cdn.makeit3d.app/photos/{side}.jpg" for side in ("front", "left", "back", "right"))
@@ -124,7 +124,7 @@ def test_plain_http_is_accepted_in_sandbox_mode_only(app, client, redis_client):
 
 def completed_draft(redis_client, **changes) -> Task:
     draft = Task.new(service="tripo", kind="text_to_model", params={"prompt": "a cat", "style": None,
-                                                                    "texture": False}, request_id="r")
+                                                                    "texture": False}, request_id="r", client=TEST_CLIENT)
     completed = {"status": "completed", "progress": 100, "provider_task_id": "tripo-draft-1",
                  "submission": "submitted", "outputs": {"model": "glb"}}
     draft = draft.evolve(**{**completed, **changes})

@@ -36,9 +36,9 @@ def test_texture_defaults_to_true_and_style_to_none(client, redis_client):
 
 
 def test_task_ids_are_long_random_and_url_safe(client):
-    ids = {client.post("/generate/text-to-model", json={"prompt": "a cup"}).get_json()["task_id"] for _ in range(20)}
+    ids = {client.post("/generate/text-to-model", json={"prompt": "a cup"}).get_json()["task_id"] for _ in range(10)}
 
-    assert len(ids) == 20
+    assert len(ids) == 10
     assert all(len(task_id) >= 24 and task_id.replace("-", "").replace("_", "").isalnum() for task_id in ids)
 
 

@@ -24,6 +24,8 @@ def test_every_setting_is_documented_with_its_default():
         assert name in documented, f"{name} missing from the README settings table"
         if spec.default is None:
             assert documented[name].startswith("(required"), name
+        elif spec.default == "":
+            assert documented[name].startswith("(none"), name
         else:
             assert documented[name].startswith(f"`{spec.default}`"), (name, documented[name])
 

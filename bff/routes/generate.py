@@ -7,6 +7,7 @@ from flask_smorest import abort
 from werkzeug.datastructures import FileStorage
 
 from ..openai_requests import IMAGE_TO_IMAGE
+from ..rate_limits import openai_requests, tripo_other_requests, tripo_refine_requests
 from ..schemas import (
     ImageToImageRequest,
     ImageToModelRequest,
@@ -47,6 +48,9 @@ def _accepted(service: str, kind: str, params: dict, upload: Upload | None = Non
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@tripo_other_requests
 def text_to_model(args: dict):
     """Text to 3D model (Tripo)
 
@@ -61,6 +65,9 @@ def text_to_model(args: dict):
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@tripo_other_requests
 def sketch_to_model(args: dict):
     """Sketch to 3D model (Tripo)
 
@@ -80,6 +87,9 @@ def sketch_to_model(args: dict):
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@tripo_other_requests
 def image_to_model(args: dict):
     """Photos to 3D model (Tripo)
 
@@ -98,6 +108,9 @@ def image_to_model(args: dict):
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@tripo_refine_requests
 def refine_model(args: dict):
     """Refine a model (Tripo)
 
@@ -120,6 +133,9 @@ def _allow_uploads_on_the_upload_route():
 @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@openai_requests
 def image_to_image(args: dict):
     """Image to concept images (OpenAI)
 

@@ -9,10 +9,12 @@ from flask_smorest import Blueprint, abort
 
 from ..http_errors import RETRY_AFTER_SECONDS
 from ..output_links import fresh_output_url
+from ..rate_limits import status_requests
 from ..schemas import StatusQuery, TaskStatusResponse
 from ..services import services
 from ..status_mapping import MODEL, PREVIEW
 from ..task import COMPLETED, Task
+from ..task_intake import owned_task
 from ..task_view import status_body
 from ..uploads import CONTENT_TYPES
 
@@ -22,7 +24,7 @@ _REDIRECT = {"description": "Redirect to the file at the provider (a short-lived
 
 
 def _task_or_404(task_id: str, service: str | None = None) -> Task:
-    task = services().store.get(task_id)
+    task = owned_task(task_id)
     if task is None or (service is not None and task.service != service):
         abort(404, message=f"No {service or ''} task with id {task_id!r}.".replace("  ", " "))
     return task
@@ -33,6 +35,9 @@ def _task_or_404(task_id: str, service: str | None = None) -> Task:
 @blp.response(200, TaskStatusResponse)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@status_requests
 def task_status(task_id: str, service: str, include: str | None):
     """Task status
 
@@ -67,6 +72,9 @@ def _redirect_to_output(task_id: str, which: str):
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@status_requests
 def task_result(task_id: str):
     """Download the model
 
@@ -81,6 +89,9 @@ def task_result(task_id: str):
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@status_requests
 def task_preview(task_id: str):
     """Download the preview image
 
@@ -93,6 +104,9 @@ def task_preview(task_id: str):
 @blp.alt_response(200, description="The image (PNG, JPEG or WebP).", success=True)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@status_requests
 def task_image(task_id: str, index: int):
     """Download a concept image
 

@@ -1,0 +1,83 @@
+"""Who is calling: the client a request acts for, and the tasks it may see.
+
+With ``BFF_API_KEYS`` set, a client is the name of the key in its ``X-API-Key`` header.
+Keys are compared as SHA-256 digests with ``hmac.compare_digest`` against every
+configured key (no early exit), so the comparison time says nothing about a key; keys
+may be configured as digests so the plain keys need not sit in the environment. Without
+keys, a client is the caller's address (behind the platform's one proxy: see ProxyFix in
+``bff.app``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from flask import g, request
+from flask_smorest import abort
+
+API_KEY_HEADER = "X-API-Key"
+MIN_KEY_LENGTH = 24
+_DIGEST_PREFIX = "sha256:"
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# Routes any caller may use: health checks and the docs.
+OPEN_ENDPOINTS = frozenset({
+    "health.healthz", "health.readyz", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_ui_assets",
+})
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    digests: tuple[tuple[str, bytes], ...]  # (client name, SHA-256 of its key)
+
+    @classmethod
+    def parse(cls, raw: str) -> "ClientKeys":
+        """``name=key`` or ``name=sha256:<hex digest>`` pairs, separated by commas."""
+        entries = []
+        for pair in filter(None, (item.strip() for item in raw.split(","))):
+            name, separator, key = pair.partition("=")
+            if not separator or not _NAME.match(name.strip()):
+                raise ValueError("must be name=key pairs separated by commas (names: letters, digits, . _ -)")
+            entries.append((name.strip(), _digest_of(key.strip())))
+        if not entries:
+            raise ValueError("must name at least one client")
+        return cls(tuple(entries))
+
+    def client_for(self, presented: str) -> str | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        found = None
+        for name, expected in self.digests:
+            if hmac.compare_digest(digest, expected) and found is None:
+                found = name
+        return found
+
+
+def _digest_of(key: str) -> bytes:
+    if key.startswith(_DIGEST_PREFIX):
+        digest = key[len(_DIGEST_PREFIX):].lower()
+        if not _HEX_DIGEST.match(digest):
+            raise ValueError("a sha256: key must be 64 hex digits")
+        return bytes.fromhex(digest)
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(f"each key must be at least {MIN_KEY_LENGTH} characters")
+    return hashlib.sha256(key.encode()).digest()
+
+
+def identify_client(keys: ClientKeys | None) -> None:
+    """Set ``g.client`` for this request, or answer 401."""
+    if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
+        return
+    if keys is None:
+        g.client = f"address:{request.remote_addr}"
+        return
+    client = keys.client_for(request.headers.get(API_KEY_HEADER, ""))
+    if client is None:
+        abort(401, message=f"Missing or unknown {API_KEY_HEADER} header.")
+    g.client = f"key:{client}"
+
+
+def current_client() -> str:
+    return g.client

@@ -1,0 +1,61 @@
+"""Per-client request limits on the API, counted in Redis so they hold across every web
+process (flask-limiter, sliding-window counters). The limits themselves are settings,
+read on each request.
+
+A request over its limit is a 429 in the API's JSON error shape with ``Retry-After``;
+it is rejected before the view runs, so it creates no task.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, jsonify
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+
+from .clients import current_client
+from .redis_client import connection_options
+from .services import services
+from .settings import Settings
+
+limiter = Limiter(key_func=current_client, strategy="sliding-window-counter")
+
+
+def _per_minute(setting: str):
+    return limiter.limit(lambda: f"{getattr(services().settings, setting)}/minute")
+
+
+openai_requests = _per_minute("bff_openai_requests_per_minute")
+tripo_refine_requests = _per_minute("bff_tripo_refine_requests_per_minute")
+tripo_other_requests = _per_minute("bff_tripo_other_requests_per_minute")
+status_requests = _per_minute("bff_status_requests_per_minute")
+
+
+def init_rate_limits(app: Flask, settings: Settings) -> None:
+    """Call after the client is identified in a before_request hook (the key depends on it)."""
+    if settings.embedded_store:
+        app.config["RATELIMIT_STORAGE_URI"] = "memory://"  # one process: its memory is the whole store
+    else:
+        options = {k: v for k, v in connection_options().items() if k != "retry"}
+        if settings.redis_url.startswith("rediss://") and not settings.redis_tls_verify:
+            options["ssl_cert_reqs"] = None
+        app.config.update(RATELIMIT_STORAGE_URI=settings.redis_url, RATELIMIT_STORAGE_OPTIONS=options)
+    limiter.init_app(app)
+    app.register_error_handler(RateLimitExceeded, _too_many_requests)
+
+
+def _too_many_requests(error: RateLimitExceeded):
+    window = error.limit.limit.get_expiry()
+    current = limiter.current_limit
+    # A sliding window's reset is an estimate; never ask for more than one whole window.
+    wait = min(window, max(1, math.ceil(current.reset_at - time.time()))) if current else window
+    response = jsonify(
+        code=429,
+        status="Too Many Requests",
+        message=f"Rate limit of {error.limit.limit} for this client reached; retry after {wait} s.",
+    )
+    response.status_code = 429
+    response.headers["Retry-After"] = str(wait)
+    return response
