@@ -216,6 +216,10 @@ class TaskStatusResponse(Schema):
                   "a model task's one model)."},
     )
     preview_url = fields.String(allow_none=True, metadata={"description": "When completed: a preview image link."})
+    queue_position = fields.Integer(
+        metadata={"description": "Only while the task waits for provider capacity: 1 means it is sent next.",
+                  "example": 3},
+    )
     b64_json = fields.List(
         fields.String(),
         metadata={"description": "Only with `?include=b64_json` on a completed openai task: the images, base64."},

@@ -21,6 +21,7 @@ TERMINAL_STATUSES = frozenset({COMPLETED, FAILED})
 # Where the task is in its hand-over to the provider. "claimed" means a worker has taken
 # the right to send the create call; nobody else may send it (no double billing).
 NOT_SUBMITTED = "not_submitted"
+WAITING = "waiting"  # for provider capacity, in its bucket's queue (see bff.capacity)
 CLAIMED = "claimed"
 SUBMITTED = "submitted"
 
@@ -51,6 +52,7 @@ class Task:
     submission: str = NOT_SUBMITTED
     claimed_at: float | None = None
     next_attempt_at: float | None = None  # when a waiting task is due to be sent (again)
+    deadline_from: float | None = None  # when it left the capacity queue; else created_at
     submit_tries: int = 0  # create calls that failed and were retried, for the backoff
     submit_faults: int = 0  # of those, the ones that were faults rather than a 429
     provider_task_id: str | None = None

@@ -11,6 +11,9 @@ Keys (all under ``bff:``):
 - ``task:{id}:upload``: an uploaded input image (hash: data, content_type, filename),
   deleted when the task ends.
 - ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
+- ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
+  step with their records), or the start times of a rolling-window bucket.
+- ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
 
 Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
 the record, applies a pure change function, and writes the record and its index entries
@@ -20,11 +23,13 @@ together. A terminal record is final: no change applies to it.
 from __future__ import annotations
 
 import json
+import time
 from typing import Callable
 
 import redis
 
-from .task import SUBMITTED, Task, Upload
+from .capacity import IN_FLIGHT_BUCKETS, Bucket, bucket_name
+from .task import CLAIMED, SUBMITTED, WAITING, Task, Upload
 
 _PREFIX = "bff:"
 _OPEN = f"{_PREFIX}tasks:open"
@@ -44,6 +49,14 @@ def _upload_key(task_id: str) -> str:
 
 def _images_key(task_id: str) -> str:
     return f"{_PREFIX}task:{task_id}:images"
+
+
+def _in_use_key(bucket: str) -> str:
+    return f"{_PREFIX}capacity:{bucket}:in_use"
+
+
+def _waiting_key(bucket: str) -> str:
+    return f"{_PREFIX}capacity:{bucket}:waiting"
 
 
 def _polling_key(service: str) -> str:
@@ -119,6 +132,62 @@ class TaskStore:
                 except redis.WatchError:
                     continue
 
+    def claim(self, task_id: str, bucket: Bucket, decide: Callable[[Task, bool], Task | None]) -> Task | None:
+        """Take capacity for an open task, or queue it, in one transaction.
+
+        ``decide(task, admitted)`` returns the new record: ``admitted`` is true when the
+        bucket has room for this task after every older waiting task. Returns the new
+        record, or None when nothing was written.
+        """
+        keys = (_task_key(task_id), _in_use_key(bucket.name), _waiting_key(bucket.name))
+        while True:
+            with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*keys)
+                    raw = pipe.get(keys[0])
+                    current = Task.from_json(raw) if raw else None
+                    if current is None or current.is_terminal:
+                        return None
+                    now = time.time()
+                    older_waiting = pipe.zcount(keys[2], "-inf", f"({current.created_at}")
+                    admitted = older_waiting < bucket.limit - self._in_use(pipe, bucket, now)
+                    updated = decide(current, admitted)
+                    if updated is None:
+                        return None
+                    pipe.multi()
+                    self._write(pipe, updated)
+                    if bucket.window_seconds and updated.submission == CLAIMED:
+                        pipe.zremrangebyscore(keys[1], "-inf", now - bucket.window_seconds)
+                        pipe.zadd(keys[1], {f"{task_id}:{now}": now})
+                    pipe.execute()
+                    return updated
+                except redis.WatchError:
+                    continue
+
+    def free_capacity(self, bucket: Bucket) -> int:
+        return max(0, bucket.limit - self._in_use(self._redis, bucket, time.time()))
+
+    def oldest_waiting(self, bucket: Bucket, count: int) -> list[str]:
+        return _decoded(self._redis.zrange(_waiting_key(bucket.name), 0, count - 1)) if count > 0 else []
+
+    def queue_position(self, task: Task) -> int | None:
+        """1 for the next task to be sent, when the task waits for capacity."""
+        if task.submission != WAITING:
+            return None
+        rank = self._redis.zrank(_waiting_key(bucket_name(task.service, task.kind)), task.id)
+        return None if rank is None else rank + 1
+
+    def mark_dispatched(self, task_id: str, seconds: float) -> bool:
+        """True for the one caller that should send this waiting task now."""
+        return bool(self._redis.set(f"{_task_key(task_id)}:dispatched", "1", nx=True, px=int(seconds * 1000)))
+
+    @staticmethod
+    def _in_use(client, bucket: Bucket, now: float) -> int:
+        key = _in_use_key(bucket.name)
+        if bucket.window_seconds:
+            return client.zcount(key, f"({now - bucket.window_seconds}", "+inf")
+        return client.zcard(key)
+
     def open_task_ids(self) -> list[str]:
         return _decoded(self._redis.zrange(_OPEN, 0, -1))
 
@@ -157,6 +226,23 @@ class TaskStore:
             pipe.expire(key, self._retention_seconds)
         elif task.submission == SUBMITTED:
             pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at})
+        self._write_capacity(pipe, task)
+
+    @staticmethod
+    def _write_capacity(pipe: redis.client.Pipeline, task: Task) -> None:
+        """Keep a task's capacity entries in step with its record: that is what frees a
+        slot whatever ends the task, so no slot can leak."""
+        bucket = bucket_name(task.service, task.kind)
+        open_ = not task.is_terminal
+        if open_ and task.submission == WAITING:
+            pipe.zadd(_waiting_key(bucket), {task.id: task.created_at})
+        else:
+            pipe.zrem(_waiting_key(bucket), task.id)
+        if bucket in IN_FLIGHT_BUCKETS:
+            if open_ and task.submission in (CLAIMED, SUBMITTED):
+                pipe.zadd(_in_use_key(bucket), {task.id: task.claimed_at or task.updated_at})
+            else:
+                pipe.zrem(_in_use_key(bucket), task.id)
 
 
 def _decoded(values: list) -> list[str]:

@@ -34,7 +34,7 @@ def result_links(task: Task) -> list[str]:
     return []
 
 
-def status_body(task: Task, images_b64: list[str] | None = None) -> dict:
+def status_body(task: Task, images_b64: list[str] | None = None, queue_position: int | None = None) -> dict:
     links = result_links(task)
     has_preview = task.status == COMPLETED and PREVIEW in task.outputs
     body = {
@@ -51,4 +51,6 @@ def status_body(task: Task, images_b64: list[str] | None = None) -> dict:
     }
     if images_b64 is not None:
         body["b64_json"] = images_b64
+    if queue_position is not None:
+        body["queue_position"] = queue_position
     return body

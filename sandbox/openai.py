@@ -105,6 +105,7 @@ class RecordedRequest(NamedTuple):
     form: dict
     files: list[FilePart]
     headers: dict
+    received_at: float  # wall-clock time, to check rate windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +193,7 @@ def create_openai_app(api_key: str = SANDBOX_API_KEY, latency_seconds: float = 0
 
 def _recorded_request() -> RecordedRequest:
     return RecordedRequest(request.method, request.path, request.form.to_dict(),
-                           _file_parts(request.files), dict(request.headers))
+                           _file_parts(request.files), dict(request.headers), time.time())
 
 
 def _check_auth(api_key: str) -> None:

@@ -30,6 +30,12 @@ def test_no_active_task_costs_no_provider_call(redis_client, worker_runtime, tri
 
 
 def test_active_tasks_are_read_in_batches_of_at_most_100(redis_client, worker_runtime, tripo):
+    import dataclasses
+
+    from workers import runtime
+
+    roomy = dataclasses.replace(worker_runtime.settings, bff_tripo_concurrency=200)
+    runtime.install(runtime.WorkerRuntime.build(roomy))
     tasks = [submitted_task(redis_client, tripo) for _ in range(150)]
 
     poll_cycle()
@@ -152,6 +158,7 @@ def test_tasks_past_the_deadline_fail_with_timeout_and_leave_polling(redis_clien
     assert store.get(stale.id).error.code == "timeout"
     assert store.get(fresh.id).status == "pending"
     assert store.open_task_ids() == [fresh.id] and store.polling_task_ids("tripo") == [fresh.id]
+    poll_cycle()
     assert tripo.list_calls()[-1] == [fresh.provider_task_id]
 
 

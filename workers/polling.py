@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def poll_cycle() -> None:
-    reconcile_open_tasks()
+    # Refresh first: tasks it sees finish free capacity that reconciliation then hands on.
     refresh_tripo_tasks()
+    reconcile_open_tasks()
 
 
 def refresh_tripo_tasks() -> None:

@@ -7,10 +7,13 @@ cycle looks at every open task:
   the call may have been sent and billed, so the task fails as
   ``provider_outcome_unknown`` (never re-sent);
 - a task past its deadline fails with ``timeout``, unless its provider call is still in
-  flight (then the claim rule above settles it);
+  flight (then the claim rule above settles it) or it waits for provider capacity
+  (capacity always frees up, because tasks in flight are bounded by the deadline);
 - a task waiting to be sent whose message is overdue (lost with a killed worker, or never
   enqueued because Redis failed) is nudged again;
 - an index entry whose record is gone is dropped.
+
+Then, for each capacity bucket, the oldest waiting tasks are sent as capacity allows.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import time
 from bff.error_codes import task_error
 from bff.logs import task_context
 from bff.providers import openai, tripo
-from bff.task import CLAIMED, NOT_SUBMITTED, Task
+from bff.capacity import all_buckets
+from bff.task import CLAIMED, NOT_SUBMITTED, WAITING, Task
 
 from . import runtime
+from .submission import deadline_start
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,11 @@ _BATCH = 200
 
 
 def reconcile_open_tasks() -> None:
+    settle_open_tasks()
+    dispatch_waiting_tasks()
+
+
+def settle_open_tasks() -> None:
     store = runtime.current().services.store
     ids = store.open_task_ids()
     for start in range(0, len(ids), _BATCH):
@@ -60,13 +70,26 @@ def _settle(task: Task, now: float) -> None:
         if now - (task.claimed_at or 0) > CLAIM_TIMEOUT_SECONDS[task.service]:
             _fail(task, "provider_outcome_unknown", "the worker stopped during the provider call")
         return
-    if now > task.created_at + worker_runtime.settings.bff_task_deadline_seconds:
+    if task.submission == WAITING:
+        return
+    if now > deadline_start(task) + worker_runtime.settings.bff_task_deadline_seconds:
         _fail(task, "timeout")
     elif task.submission == NOT_SUBMITTED and now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS:
         if store.update(task.id, lambda current: _nudged(current, now)):
             worker_runtime.services.queue.submit(task.id, task.request_id)
             with task_context(task.id, task.request_id):
                 log.warning("nudged a waiting task whose message was lost")
+
+
+def dispatch_waiting_tasks() -> None:
+    worker_runtime = runtime.current()
+    store = worker_runtime.services.store
+    for bucket in all_buckets(worker_runtime.settings):
+        oldest = store.oldest_waiting(bucket, store.free_capacity(bucket))
+        for task in store.get_many(oldest):
+            # A dispatched message that is lost is sent again once the mark expires.
+            if store.mark_dispatched(task.id, NUDGE_AFTER_SECONDS):
+                worker_runtime.services.queue.submit(task.id, task.request_id)
 
 
 def _nudged(task: Task, now: float) -> Task | None:

@@ -17,7 +17,8 @@ from bff.error_codes import task_error
 from bff.logs import redact
 from bff.providers.errors import RETRY, UNKNOWN, ProviderError
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
-from bff.task import CLAIMED, NOT_SUBMITTED, PENDING, Task
+from bff.capacity import bucket_for
+from bff.task import CLAIMED, NOT_SUBMITTED, PENDING, WAITING, Task
 
 from . import runtime
 from .backoff import backoff_seconds
@@ -35,9 +36,14 @@ def submit(task_id: str) -> float | None:
     """Submit the task if it is still waiting. Returns a delay in seconds when the
     submission should be tried again later, else None."""
     worker_runtime = runtime.current()
-    claimed = worker_runtime.services.store.update(task_id, _claim(worker_runtime.settings.bff_task_deadline_seconds))
+    store, settings = worker_runtime.services.store, worker_runtime.settings
+    task = store.get(task_id)
+    if task is None:
+        return None
+    bucket = bucket_for(task.service, task.kind, settings)
+    claimed = store.claim(task_id, bucket, _decide(settings.bff_task_deadline_seconds))
     if claimed is None or claimed.submission != CLAIMED:
-        log.info("submission skipped: task unknown, ended, already claimed, or past its deadline")
+        log.info("not sent now: task ended, already claimed, or waiting for provider capacity")
         return None
     try:
         finish = SENDERS[claimed.service](claimed)
@@ -51,16 +57,27 @@ def submit(task_id: str) -> float | None:
     return None
 
 
-def _claim(deadline_seconds: float):
-    def change(task: Task) -> Task | None:
-        if task.submission != NOT_SUBMITTED:
+def _decide(deadline_seconds: float):
+    """What a submit message does to the task: claim it, queue it for capacity, or fail
+    it when its deadline passed before it could be sent."""
+
+    def decide(task: Task, admitted: bool) -> Task | None:
+        if task.submission not in (NOT_SUBMITTED, WAITING):
             return None
         now = time.time()
-        if now > task.created_at + deadline_seconds:
+        if task.submission != WAITING and now > deadline_start(task) + deadline_seconds:
             return task.failed(task_error("timeout"))  # too late to start paying for it
-        return task.evolve(submission=CLAIMED, claimed_at=now)
+        if not admitted:
+            return task.evolve(submission=WAITING) if task.submission != WAITING else None
+        # Time spent queued for capacity does not count against the deadline.
+        deadline_from = now if task.submission == WAITING else task.deadline_from
+        return task.evolve(submission=CLAIMED, claimed_at=now, deadline_from=deadline_from)
 
-    return change
+    return decide
+
+
+def deadline_start(task: Task) -> float:
+    return task.deadline_from or task.created_at
 
 
 def _record_outcome(task_id: str, finish: TaskChange) -> None:

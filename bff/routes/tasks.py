@@ -48,7 +48,7 @@ def task_status(task_id: str, service: str, include: str | None):
     images_b64 = None
     if include == "b64_json" and task.status == COMPLETED and "images" in task.outputs:
         images_b64 = [base64.b64encode(image).decode() for image in services().store.images(task.id)]
-    return status_body(task, images_b64)
+    return status_body(task, images_b64, services().store.queue_position(task))
 
 
 def _redirect_to_output(task_id: str, which: str):
