@@ -51,6 +51,10 @@ def _images_key(task_id: str) -> str:
     return f"{_PREFIX}task:{task_id}:images"
 
 
+def _dispatched_key(task_id: str) -> str:
+    return f"{_PREFIX}task:{task_id}:dispatched"
+
+
 def _in_use_key(bucket: str) -> str:
     return f"{_PREFIX}capacity:{bucket}:in_use"
 
@@ -179,7 +183,10 @@ class TaskStore:
 
     def mark_dispatched(self, task_id: str, seconds: float) -> bool:
         """True for the one caller that should send this waiting task now."""
-        return bool(self._redis.set(f"{_task_key(task_id)}:dispatched", "1", nx=True, px=int(seconds * 1000)))
+        return bool(self._redis.set(_dispatched_key(task_id), "1", nx=True, px=int(seconds * 1000)))
+
+    def clear_dispatched(self, task_id: str) -> None:
+        self._redis.delete(_dispatched_key(task_id))
 
     @staticmethod
     def _in_use(client, bucket: Bucket, now: float) -> int:

@@ -43,6 +43,9 @@ def submit(task_id: str) -> float | None:
     bucket = bucket_for(task.service, task.kind, settings)
     claimed = store.claim(task_id, bucket, _decide(settings.bff_task_deadline_seconds))
     if claimed is None or claimed.submission != CLAIMED:
+        # Still waiting (another task took the capacity first): let the next poll cycle
+        # dispatch it again rather than after the dispatch mark expires.
+        store.clear_dispatched(task_id)
         log.info("not sent now: task ended, already claimed, or waiting for provider capacity")
         return None
     try:
