@@ -6,6 +6,7 @@ from flask import request
 from flask_smorest import abort
 from werkzeug.datastructures import FileStorage
 
+from .. import idempotency
 from ..openai_requests import IMAGE_TO_IMAGE
 from ..rate_limits import openai_requests, tripo_other_requests, tripo_refine_requests
 from ..schemas import (
@@ -39,8 +40,19 @@ _ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "sche
 
 
 def _accepted(service: str, kind: str, params: dict, upload: Upload | None = None):
-    task = accept_task(service=service, kind=kind, params=params, upload=upload)
-    return accepted_body(task), 202, {"Location": status_url(task)}
+    claim, replay = idempotency.begin(params, upload)
+    if replay is not None:
+        return replay["body"], 202, {"Location": replay["location"], idempotency.REPLAYED_HEADER: "true"}
+    try:
+        task = accept_task(service=service, kind=kind, params=params, upload=upload)
+    except BaseException:
+        if claim:
+            idempotency.abandon(claim)
+        raise
+    body, location = accepted_body(task), status_url(task)
+    if claim:
+        idempotency.finish(claim, {"body": body, "location": location})
+    return body, 202, {"Location": location}
 
 
 @blp.route("/text-to-model", methods=["POST"])
@@ -49,7 +61,9 @@ def _accepted(service: str, kind: str, params: dict, upload: Upload | None = Non
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_other_requests
 def text_to_model(args: dict):
     """Text to 3D model (Tripo)
@@ -66,7 +80,9 @@ def text_to_model(args: dict):
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_other_requests
 def sketch_to_model(args: dict):
     """Sketch to 3D model (Tripo)
@@ -88,7 +104,9 @@ def sketch_to_model(args: dict):
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_other_requests
 def image_to_model(args: dict):
     """Photos to 3D model (Tripo)
@@ -105,11 +123,12 @@ def image_to_model(args: dict):
 @blp.arguments(RefineModelRequest, example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_refine_requests
 def refine_model(args: dict):
     """Refine a model (Tripo)
@@ -134,7 +153,9 @@ def _allow_uploads_on_the_upload_route():
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.doc(parameters=[idempotency.HEADER_DOC])
 @openai_requests
 def image_to_image(args: dict):
     """Image to concept images (OpenAI)
