@@ -51,6 +51,7 @@ class Task:
     progress: int = 0
     submission: str = NOT_SUBMITTED
     claimed_at: float | None = None
+    sending_at: float | None = None  # recorded just before the provider call leaves
     next_attempt_at: float | None = None  # when a waiting task is due to be sent (again)
     deadline_from: float | None = None  # when it left the capacity queue; else created_at
     submit_tries: int = 0  # create calls that failed and were retried, for the backoff

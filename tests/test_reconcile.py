@@ -10,7 +10,12 @@ import redis
 
 from tests.conftest import wait_until
 from tests.helpers import new_text_task, store_for
-from workers.reconcile import CLAIM_TIMEOUT_SECONDS, NUDGE_AFTER_SECONDS, reconcile_open_tasks
+from workers.reconcile import (
+    CLAIM_TIMEOUT_SECONDS,
+    NUDGE_AFTER_SECONDS,
+    UNSENT_CLAIM_SECONDS,
+    reconcile_open_tasks,
+)
 from workers.scheduler import PollScheduler
 from workers.submission import submit
 
@@ -19,8 +24,9 @@ def submit_messages(redis_client) -> int:
     return redis_client.llen("dramatiq:submit")
 
 
-def claim(redis_client, task, claimed_at):
-    return store_for(redis_client).update(task.id, lambda t: t.evolve(submission="claimed", claimed_at=claimed_at))
+def claim(redis_client, task, claimed_at, sending_at=None):
+    return store_for(redis_client).update(
+        task.id, lambda t: t.evolve(submission="claimed", claimed_at=claimed_at, sending_at=sending_at))
 
 
 def test_a_waiting_task_whose_message_was_lost_is_nudged_once(redis_client, worker_runtime):
@@ -44,7 +50,8 @@ def test_a_task_waiting_for_its_backoff_is_left_alone(redis_client, worker_runti
 
 def test_a_claim_older_than_any_provider_call_fails_as_outcome_unknown(redis_client, worker_runtime, tripo):
     task = new_text_task(redis_client)
-    claim(redis_client, task, time.time() - CLAIM_TIMEOUT_SECONDS["tripo"] - 1)
+    long_ago = time.time() - CLAIM_TIMEOUT_SECONDS["tripo"] - 1
+    claim(redis_client, task, long_ago, sending_at=long_ago)
 
     reconcile_open_tasks()
     submit(task.id)
@@ -53,10 +60,31 @@ def test_a_claim_older_than_any_provider_call_fails_as_outcome_unknown(redis_cli
     assert failed.error.code == "provider_outcome_unknown" and tripo.create_bodies() == []
 
 
+def test_a_claim_left_before_the_call_was_sent_is_released_and_the_task_sent(redis_client, worker_runtime, tripo):
+    task = new_text_task(redis_client)
+    claim(redis_client, task, time.time() - UNSENT_CLAIM_SECONDS - 1)
+
+    reconcile_open_tasks()
+    assert submit_messages(redis_client) == 1
+    submit(task.id)
+
+    sent = store_for(redis_client).get(task.id)
+    assert sent.submission == "submitted" and len(tripo.create_bodies()) == 1
+
+
+def test_a_young_claim_is_left_alone(redis_client, worker_runtime, tripo):
+    task = new_text_task(redis_client)
+    claim(redis_client, task, time.time() - 1)
+
+    reconcile_open_tasks()
+
+    assert store_for(redis_client).get(task.id).submission == "claimed" and submit_messages(redis_client) == 0
+
+
 def test_the_deadline_does_not_cut_a_provider_call_in_flight(redis_client, worker_runtime):
     deadline = worker_runtime.settings.bff_task_deadline_seconds
     task = new_text_task(redis_client, created_at=time.time() - deadline - 1)
-    claim(redis_client, task, time.time() - 1)
+    claim(redis_client, task, time.time() - 1, sending_at=time.time() - 1)
 
     reconcile_open_tasks()
 

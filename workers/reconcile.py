@@ -3,8 +3,10 @@
 The task record is the source of truth and Dramatiq messages only nudge it. Each poll
 cycle looks at every open task:
 
-- a claim older than the longest possible provider call means its worker died mid-call:
-  the call may have been sent and billed, so the task fails as
+- a claim whose worker died before the provider call left (no ``sending_at``) is
+  released, and the task is sent again: nothing was sent, nothing is lost;
+- a claim older than the longest possible provider call, with the call sent, means its
+  worker died mid-call: the call may have been billed, so the task fails as
   ``provider_outcome_unknown`` (never re-sent);
 - a task past its deadline fails with ``timeout``, unless its provider call is still in
   flight (then the claim rule above settles it) or it waits for provider capacity
@@ -40,6 +42,9 @@ CLAIM_TIMEOUT_SECONDS = {
 }
 # A waiting task whose message has not run this long after it was due is nudged again.
 NUDGE_AFTER_SECONDS = 60
+# Claiming and marking the call as sent take milliseconds; a claim this old with no call
+# marked was left by a worker that died in between.
+UNSENT_CLAIM_SECONDS = 30
 _BATCH = 200
 
 
@@ -67,7 +72,10 @@ def _settle(task: Task, now: float) -> None:
     worker_runtime = runtime.current()
     store = worker_runtime.services.store
     if task.submission == CLAIMED:
-        if now - (task.claimed_at or 0) > CLAIM_TIMEOUT_SECONDS[task.service]:
+        claim_age = now - (task.claimed_at or 0)
+        if task.sending_at is None and claim_age > UNSENT_CLAIM_SECONDS:
+            _release_unsent_claim(task, now)
+        elif task.sending_at is not None and claim_age > CLAIM_TIMEOUT_SECONDS[task.service]:
             _fail(task, "provider_outcome_unknown", "the worker stopped during the provider call")
         return
     if task.submission == WAITING:
@@ -90,6 +98,21 @@ def dispatch_waiting_tasks() -> None:
             # A dispatched message that is lost is sent again once the mark expires.
             if store.mark_dispatched(task.id, NUDGE_AFTER_SECONDS):
                 worker_runtime.services.queue.submit(task.id, task.request_id)
+
+
+def _release_unsent_claim(task: Task, now: float) -> None:
+    worker_runtime = runtime.current()
+    expected_claim = task.claimed_at
+
+    def release(current: Task) -> Task | None:
+        if current.claimed_at != expected_claim or current.sending_at is not None:
+            return None
+        return current.evolve(submission=NOT_SUBMITTED, claimed_at=None, next_attempt_at=now)
+
+    if worker_runtime.services.store.update(task.id, release):
+        worker_runtime.services.queue.submit(task.id, task.request_id)
+        with task_context(task.id, task.request_id):
+            log.warning("released the claim of a worker that stopped before sending; sending again")
 
 
 def _nudged(task: Task, now: float) -> Task | None:

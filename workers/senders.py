@@ -26,10 +26,19 @@ class MissingUpload(Exception):
     """The task's uploaded image is gone (it should live as long as the task is open)."""
 
 
+def mark_sending(task: Task, **changes) -> None:
+    """Record that the provider call is about to leave. A worker that dies before this
+    point sent nothing (the task can be sent again); after it, the call may have been
+    billed (see workers.reconcile)."""
+    store = runtime.current().services.store
+    store.update(task.id, lambda current: current.evolve(sending_at=time.time(), **changes))
+
+
 def send_to_tripo(task: Task) -> TaskChange:
     """Create the task at Tripo; the poller follows it from there."""
     worker_runtime = runtime.current()
     path, body = tripo_create_request(task, worker_runtime.settings)
+    mark_sending(task)
     provider_task_id = worker_runtime.tripo.create_task(path, body)
     log.info("submitted", extra={"provider_task_id": provider_task_id})
     submitted_at = time.time()
@@ -45,7 +54,7 @@ def send_to_openai(task: Task) -> TaskChange:
     upload = store.upload(task.id)
     if upload is None:
         raise MissingUpload(task.id)
-    store.update(task.id, lambda current: current.evolve(status=PROCESSING))
+    mark_sending(task, status=PROCESSING)
     images, request_id = worker_runtime.openai.edit_image(openai_edit_request(task, upload, worker_runtime.settings))
     store.save_images(task.id, images)
     log.info("edited", extra={"images": len(images), "provider_request_id": request_id})

@@ -108,7 +108,8 @@ def _handle_failure(task: Task, error: ProviderError) -> float | None:
     if error.outcome == RETRY and faults < error.max_attempts:
         delay = backoff_seconds(tries, error.retry_after)
         store.update(task.id, lambda current: current.evolve(
-            status=PENDING, progress=0, submission=NOT_SUBMITTED, claimed_at=None, submit_faults=faults,
+            status=PENDING, progress=0, submission=NOT_SUBMITTED, claimed_at=None, sending_at=None,
+            submit_faults=faults,
             submit_tries=tries, next_attempt_at=time.time() + delay,
         ))
         return delay
