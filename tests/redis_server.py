@@ -22,7 +22,7 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    def __init__(self) -> None:
+    def __init__(self, persistent: bool = False) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("the tests need redis-server on PATH (Debian: apt-get install redis-server)")
@@ -30,8 +30,9 @@ class PrivateRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="bff-test-redis-")
         self._command = [
-            executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", self._dir, "--logfile", "",
+            executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "yes" if persistent else "no", "--appendfsync", "always", "--dir", self._dir,
+            "--logfile", "",
         ]
         self._process: subprocess.Popen | None = None
 

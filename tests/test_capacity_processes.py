@@ -5,11 +5,7 @@ processes started by the launcher."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,9 +17,9 @@ from sandbox.server import serve_in_thread
 from sandbox.tripo import create_tripo_app
 from tests.conftest import OPENAI_KEY, TRIPO_KEY, wait_until
 from tests.images import encoded
+from tests.processes import start, stop, wait_ready
 from tests.redis_server import free_port
 
-ROOT = Path(__file__).parent.parent
 TRIPO_LIMIT = 4
 OPENAI_LIMIT, OPENAI_WINDOW = 2, 2.0
 TASK_SECONDS = 1.0
@@ -36,30 +32,19 @@ def deployment():
     stand_ins = serve_in_thread(DispatcherMiddleware(NotFound(), {"/tripo": tripo_app, "/openai": openai_app}))
     port = free_port()
     environ = {
-        **os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "WORKER_PROCESSES": "2", "WORKER_THREADS": "4",
+        "PORT": str(port), "WEB_CONCURRENCY": "2", "WORKER_PROCESSES": "2", "WORKER_THREADS": "4",
         "TRIPO_API_BASE_URL": f"{stand_ins.base_url}/tripo/v3", "OPENAI_API_BASE_URL": f"{stand_ins.base_url}/openai/v1",
         "BFF_TRIPO_CONCURRENCY": str(TRIPO_LIMIT), "BFF_OPENAI_TASKS_PER_MINUTE": str(OPENAI_LIMIT),
         "BFF_OPENAI_WINDOW_SECONDS": str(OPENAI_WINDOW), "BFF_POLL_INTERVAL_SECONDS": "0.3",
         "BFF_TRIPO_OTHER_REQUESTS_PER_MINUTE": "1000", "BFF_OPENAI_REQUESTS_PER_MINUTE": "1000",
         "BFF_STATUS_REQUESTS_PER_MINUTE": "100000",
     }
-    processes = [subprocess.Popen([sys.executable, "-m", "bff.launcher", role], cwd=ROOT, env=environ,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for role in ("web", "worker")]
+    processes = [start(role, environ) for role in ("web", "worker")]
     base_url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _ready(base_url), timeout=30)
+    wait_ready(base_url, processes[0])
     yield base_url, tripo_app.extensions["tripo_sandbox"], openai_app.extensions["openai_sandbox"]
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(timeout=40)
+    stop(*processes)
     stand_ins.shutdown()
-
-
-def _ready(base_url: str) -> bool:
-    try:
-        return requests.get(f"{base_url}/readyz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 def _all_finished(base_url: str, tasks: list[dict], timeout: float) -> list[dict]:

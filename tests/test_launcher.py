@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import wait_until
+from tests.processes import wait_ready
 from tests.redis_server import free_port
 
 ROOT = Path(__file__).parent.parent
@@ -30,13 +30,6 @@ def start_launcher(environ: dict, role: str = "all") -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def is_ready(base_url: str) -> bool:
-    try:
-        return requests.get(f"{base_url}/readyz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
 def run_demo(base_url: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "scripts/demo.py", "--base-url", base_url], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -49,8 +42,7 @@ def test_the_run_command_serves_every_flow_end_to_end(store, redis_client):
     base_url = f"http://127.0.0.1:{environ['PORT']}"
     launcher = start_launcher(environ)
     try:
-        wait_until(lambda: is_ready(base_url) or launcher.poll() is not None, timeout=30)
-        assert launcher.poll() is None, launcher.stdout.read()
+        wait_ready(base_url, launcher)
         assert requests.get(f"{base_url}/readyz", timeout=2).json()["sandbox"] is True
 
         demo = run_demo(base_url)
