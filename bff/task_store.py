@@ -35,32 +35,14 @@ _PREFIX = "bff:"
 _OPEN = f"{_PREFIX}tasks:open"
 
 
-def _task_key(task_id: str) -> str:
-    return f"{_PREFIX}task:{task_id}"
+def _task_key(task_id: str, part: str | None = None) -> str:
+    """The record's key, or the key of one of its parts (urls, upload, images, dispatched)."""
+    return f"{_PREFIX}task:{task_id}" + (f":{part}" if part else "")
 
 
-def _urls_key(task_id: str) -> str:
-    return f"{_PREFIX}task:{task_id}:urls"
-
-
-def _upload_key(task_id: str) -> str:
-    return f"{_PREFIX}task:{task_id}:upload"
-
-
-def _images_key(task_id: str) -> str:
-    return f"{_PREFIX}task:{task_id}:images"
-
-
-def _dispatched_key(task_id: str) -> str:
-    return f"{_PREFIX}task:{task_id}:dispatched"
-
-
-def _in_use_key(bucket: str) -> str:
-    return f"{_PREFIX}capacity:{bucket}:in_use"
-
-
-def _waiting_key(bucket: str) -> str:
-    return f"{_PREFIX}capacity:{bucket}:waiting"
+def _capacity_key(bucket: str, part: str) -> str:
+    """A capacity bucket's ``in_use`` or ``waiting`` set."""
+    return f"{_PREFIX}capacity:{bucket}:{part}"
 
 
 def _polling_key(service: str) -> str:
@@ -80,26 +62,26 @@ class TaskStore:
             pipe.set(_task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
             pipe.zadd(_OPEN, {task.id: task.created_at})
             if upload is not None:
-                pipe.hset(_upload_key(task.id), mapping=upload.as_mapping())
-                pipe.expire(_upload_key(task.id), max(1, int(upload_ttl_seconds)))
+                pipe.hset(_task_key(task.id, "upload"), mapping=upload.as_mapping())
+                pipe.expire(_task_key(task.id, "upload"), max(1, int(upload_ttl_seconds)))
             pipe.execute()
 
     def upload(self, task_id: str) -> Upload | None:
-        fields = self._redis.hgetall(_upload_key(task_id))
+        fields = self._redis.hgetall(_task_key(task_id, "upload"))
         return Upload.from_mapping(fields) if fields else None
 
     def save_images(self, task_id: str, images: list[bytes]) -> None:
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(_images_key(task_id))
-            pipe.rpush(_images_key(task_id), *images)
-            pipe.expire(_images_key(task_id), self._retention_seconds)
+            pipe.delete(_task_key(task_id, "images"))
+            pipe.rpush(_task_key(task_id, "images"), *images)
+            pipe.expire(_task_key(task_id, "images"), self._retention_seconds)
             pipe.execute()
 
     def image(self, task_id: str, index: int) -> bytes | None:
-        return self._redis.lindex(_images_key(task_id), index)
+        return self._redis.lindex(_task_key(task_id, "images"), index)
 
     def images(self, task_id: str) -> list[bytes]:
-        return self._redis.lrange(_images_key(task_id), 0, -1)
+        return self._redis.lrange(_task_key(task_id, "images"), 0, -1)
 
     def get(self, task_id: str) -> Task | None:
         raw = self._redis.get(_task_key(task_id))
@@ -143,7 +125,7 @@ class TaskStore:
         bucket has room for this task after every older waiting task. Returns the new
         record, or None when nothing was written.
         """
-        keys = (_task_key(task_id), _in_use_key(bucket.name), _waiting_key(bucket.name))
+        keys = (_task_key(task_id), _capacity_key(bucket.name, "in_use"), _capacity_key(bucket.name, "waiting"))
         while True:
             with self._redis.pipeline(transaction=True) as pipe:
                 try:
@@ -172,25 +154,25 @@ class TaskStore:
         return max(0, bucket.limit - self._in_use(self._redis, bucket, time.time()))
 
     def oldest_waiting(self, bucket: Bucket, count: int) -> list[str]:
-        return _decoded(self._redis.zrange(_waiting_key(bucket.name), 0, count - 1)) if count > 0 else []
+        return _decoded(self._redis.zrange(_capacity_key(bucket.name, "waiting"), 0, count - 1)) if count > 0 else []
 
     def queue_position(self, task: Task) -> int | None:
         """1 for the next task to be sent, when the task waits for capacity."""
         if task.submission != WAITING:
             return None
-        rank = self._redis.zrank(_waiting_key(bucket_name(task.service, task.kind)), task.id)
+        rank = self._redis.zrank(_capacity_key(bucket_name(task.service, task.kind), "waiting"), task.id)
         return None if rank is None else rank + 1
 
     def mark_dispatched(self, task_id: str, seconds: float) -> bool:
         """True for the one caller that should send this waiting task now."""
-        return bool(self._redis.set(_dispatched_key(task_id), "1", nx=True, px=int(seconds * 1000)))
+        return bool(self._redis.set(_task_key(task_id, "dispatched"), "1", nx=True, px=int(seconds * 1000)))
 
     def clear_dispatched(self, task_id: str) -> None:
-        self._redis.delete(_dispatched_key(task_id))
+        self._redis.delete(_task_key(task_id, "dispatched"))
 
     @staticmethod
     def _in_use(client, bucket: Bucket, now: float) -> int:
-        key = _in_use_key(bucket.name)
+        key = _capacity_key(bucket.name, "in_use")
         if bucket.window_seconds:
             return client.zcount(key, f"({now - bucket.window_seconds}", "+inf")
         return client.zcard(key)
@@ -212,22 +194,22 @@ class TaskStore:
         return _decoded(self._redis.zrange(_polling_key(service), 0, -1))
 
     def cache_output_urls(self, task_id: str, urls: dict[str, str], ttl_seconds: float) -> None:
-        self._redis.set(_urls_key(task_id), json.dumps(urls), px=max(1, int(ttl_seconds * 1000)))
+        self._redis.set(_task_key(task_id, "urls"), json.dumps(urls), px=max(1, int(ttl_seconds * 1000)))
 
     def cached_output_urls(self, task_id: str) -> dict[str, str]:
-        raw = self._redis.get(_urls_key(task_id))
+        raw = self._redis.get(_task_key(task_id, "urls"))
         return json.loads(raw) if raw else {}
 
     def claim_url_refresh(self, task_id: str, seconds: float) -> bool:
         """True for the one caller that should ask a worker for fresh URLs right now."""
-        key = f"{_urls_key(task_id)}:refreshing"
+        key = _task_key(task_id, "urls-refreshing")
         return bool(self._redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
 
     def _write(self, pipe: redis.client.Pipeline, task: Task) -> None:
         key = _task_key(task.id)
         pipe.set(key, task.to_json(), keepttl=True)
         if task.is_terminal:
-            pipe.delete(_upload_key(task.id))  # inputs are not kept past their use
+            pipe.delete(_task_key(task.id, "upload"))  # inputs are not kept past their use
             pipe.zrem(_OPEN, task.id)
             pipe.zrem(_polling_key(task.service), task.id)
             pipe.expire(key, self._retention_seconds)
@@ -242,14 +224,14 @@ class TaskStore:
         bucket = bucket_name(task.service, task.kind)
         open_ = not task.is_terminal
         if open_ and task.submission == WAITING:
-            pipe.zadd(_waiting_key(bucket), {task.id: task.created_at})
+            pipe.zadd(_capacity_key(bucket, "waiting"), {task.id: task.created_at})
         else:
-            pipe.zrem(_waiting_key(bucket), task.id)
+            pipe.zrem(_capacity_key(bucket, "waiting"), task.id)
         if bucket in IN_FLIGHT_BUCKETS:
             if open_ and task.submission in (CLAIMED, SUBMITTED):
-                pipe.zadd(_in_use_key(bucket), {task.id: task.claimed_at or task.updated_at})
+                pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
             else:
-                pipe.zrem(_in_use_key(bucket), task.id)
+                pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
 
 
 def _decoded(values: list) -> list[str]:

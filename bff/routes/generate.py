@@ -23,6 +23,7 @@ from ..task_intake import accept_task, refine_params
 from ..uploads import UploadRejected, UploadTooLarge, check_image
 from ..task_view import accepted_body, status_url
 from ..tripo_requests import IMAGE_TO_MODEL, REFINE_MODEL, SKETCH_TO_MODEL, TEXT_TO_MODEL
+from .docs import error_responses
 from .multipart import MULTIPART, Blueprint
 
 blp = Blueprint(
@@ -58,11 +59,7 @@ def _accepted(service: str, kind: str, params: dict, upload: Upload | None = Non
 @blp.route("/text-to-model", methods=["POST"])
 @blp.arguments(TextToModelRequest, example={"prompt": "a friendly dragon sitting on a treasure chest", "style": "cartoon", "texture": True})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
-@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_other_requests
 def text_to_model(args: dict):
@@ -77,11 +74,7 @@ def text_to_model(args: dict):
 @blp.route("/sketch-to-model", methods=["POST"])
 @blp.arguments(SketchToModelRequest, example={"image_url": "https://example.com/sketch.png", "texture": False})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
-@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_other_requests
 def sketch_to_model(args: dict):
@@ -101,11 +94,7 @@ def sketch_to_model(args: dict):
                             "https://example.com/right.jpg"]},
 )
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
-@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_other_requests
 def image_to_model(args: dict):
@@ -122,12 +111,7 @@ def image_to_model(args: dict):
 @blp.route("/refine-model", methods=["POST"])
 @blp.arguments(RefineModelRequest, example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
-@blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 404, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
 @tripo_refine_requests
 def refine_model(args: dict):
@@ -149,12 +133,7 @@ def _allow_uploads_on_the_upload_route():
 @blp.route("/image-to-image", methods=["POST"])
 @blp.arguments(ImageToImageRequest, location=MULTIPART)
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
-@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
-@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 409, 413, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
 @openai_requests
 def image_to_image(args: dict):

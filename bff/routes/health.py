@@ -8,6 +8,7 @@ from ..http_errors import RETRY_AFTER_SECONDS
 from ..redis_client import REDIS_UNAVAILABLE_ERRORS
 from ..schemas import HealthResponse, ReadinessResponse
 from ..services import services
+from .docs import error_responses
 
 blp = Blueprint("health", __name__, description="Liveness and readiness.")
 
@@ -21,7 +22,7 @@ def healthz():
 
 @blp.route("/readyz")
 @blp.response(200, ReadinessResponse)
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+@error_responses(blp, 503)
 def readyz():
     """Readiness: Redis is reachable"""
     try:

@@ -7,6 +7,8 @@ import base64
 from flask import Response, redirect
 from flask_smorest import Blueprint, abort
 
+from .docs import error_responses
+
 from ..http_errors import RETRY_AFTER_SECONDS
 from ..output_links import fresh_output_url
 from ..rate_limits import status_requests
@@ -33,10 +35,7 @@ def _task_or_404(task_id: str, service: str | None = None) -> Task:
 @blp.route("/<task_id>/status")
 @blp.arguments(StatusQuery, location="query", as_kwargs=True)
 @blp.response(200, TaskStatusResponse)
-@blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 404, 422, 429)
 @status_requests
 def task_status(task_id: str, service: str, include: str | None):
     """Task status
@@ -69,11 +68,7 @@ def _redirect_to_output(task_id: str, which: str):
 
 @blp.route("/<task_id>/result")
 @blp.alt_response(302, description=_REDIRECT["description"], success=True)
-@blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 404, 409, 429, 503)
 @status_requests
 def task_result(task_id: str):
     """Download the model
@@ -86,11 +81,7 @@ def task_result(task_id: str):
 
 @blp.route("/<task_id>/preview")
 @blp.alt_response(302, description=_REDIRECT["description"], success=True)
-@blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 404, 409, 429, 503)
 @status_requests
 def task_preview(task_id: str):
     """Download the preview image
@@ -102,10 +93,7 @@ def task_preview(task_id: str):
 
 @blp.route("/<task_id>/images/<int:index>")
 @blp.alt_response(200, description="The image (PNG, JPEG or WebP).", success=True)
-@blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@error_responses(blp, 401, 404, 409, 429)
 @status_requests
 def task_image(task_id: str, index: int):
     """Download a concept image
