@@ -9,7 +9,7 @@ from flask import Flask, g, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .clients import identify_client
+from .clients import API_KEY_HEADER, identify_client
 from .http_errors import BffApi, register_error_handlers
 from .logs import configure_logging, log_mode, new_request_id, set_request_id
 from .rate_limits import init_rate_limits
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     api = BffApi(app)
+    # Swagger UI's "Authorize" button sends the key with every tried request.
+    api.spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
     for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
@@ -70,7 +72,7 @@ def _openapi_config(settings: Settings) -> dict:
         "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
         # Links to an operation can be shared; "Try it out" is open at once.
         "OPENAPI_SWAGGER_UI_CONFIG": {"deepLinking": True, "tryItOutEnabled": True},
-        "API_SPEC_OPTIONS": {"info": {"description": description}},
+        "API_SPEC_OPTIONS": {"info": {"description": description}, "security": [{"ApiKey": []}]},
     }
 
 
