@@ -1,6 +1,6 @@
 """Drive the BFF over HTTP the way the mobile app does, and check what comes back.
 
-    python scripts/demo.py [--base-url http://localhost:8000]
+    python scripts/demo.py [--base-url http://localhost:8000] [--api-key KEY]
 
 For each generation flow: submit, poll the status (printing progress), download every
 result, check each file (a GLB header, a decodable PNG), and print a summary. Exits
@@ -73,10 +73,12 @@ MODEL_DOWNLOADS = (("result_url", check_glb), ("preview_url", check_png))
 class Demo:
     """The flows, in the order the app uses them; refine works on the first flow's draft."""
 
-    def __init__(self, base_url: str, image_url: str):
+    def __init__(self, base_url: str, image_url: str, api_key: str | None):
         self.base_url = base_url
         self.image_url = image_url
         self.session = requests.Session()
+        if api_key:
+            self.session.headers["X-API-Key"] = api_key
         self.draft_task_id: str | None = None
 
     def flows(self) -> list[tuple[str, Callable[[], str]]]:
@@ -151,10 +153,11 @@ def download_and_check(session: requests.Session, url: str | None, check: Callab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", default="http://localhost:8000")
+    parser.add_argument("--api-key", help="the client key, when the BFF has BFF_API_KEYS set")
     parser.add_argument("--image-url", default=SAMPLE_IMAGE_URL,
                         help="a public https image for the image flows (the sandbox does not fetch it)")
     args = parser.parse_args(argv)
-    demo = Demo(args.base_url.rstrip("/"), args.image_url)
+    demo = Demo(args.base_url.rstrip("/"), args.image_url, args.api_key)
     results = []
     for name, flow in demo.flows():
         try:
