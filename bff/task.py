@@ -81,6 +81,12 @@ class Task:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    def same_attempt(self, seen: "Task") -> bool:
+        """Still in the submission state ``seen`` was in: nobody (another worker,
+        reconciliation) has moved it on since. Every change made on the strength of a
+        claim checks this, so a stalled worker cannot act on a claim it has lost."""
+        return self.submission == seen.submission and self.claimed_at == seen.claimed_at
+
     def evolve(self, **changes) -> "Task":
         return replace(self, updated_at=time.time(), **changes)
 

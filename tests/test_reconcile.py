@@ -158,3 +158,21 @@ def test_the_scheduler_thread_survives_any_error(redis_client):
         wait_until(lambda: len(polls) >= 2)
     finally:
         scheduler.before_worker_shutdown(None, None)
+
+
+def test_a_stalled_worker_cannot_send_after_its_claim_was_given_away(redis_client, worker_runtime, tripo):
+    import pytest
+
+    from workers.senders import SENDERS, ClaimLost
+
+    task = new_text_task(redis_client)
+    seen_by_stalled_worker = claim(redis_client, task, time.time() - UNSENT_CLAIM_SECONDS - 1)
+    reconcile_open_tasks()  # releases the claim: nothing had been sent
+    submit(task.id)  # another worker sends the task
+    assert len(tripo.create_bodies()) == 1
+
+    with pytest.raises(ClaimLost):
+        SENDERS["tripo"](seen_by_stalled_worker)  # the stalled worker wakes up
+
+    assert len(tripo.create_bodies()) == 1
+    assert store_for(redis_client).get(task.id).provider_task_id in tripo.tasks

@@ -102,10 +102,9 @@ def dispatch_waiting_tasks() -> None:
 
 def _release_unsent_claim(task: Task, now: float) -> None:
     worker_runtime = runtime.current()
-    expected_claim = task.claimed_at
 
     def release(current: Task) -> Task | None:
-        if current.claimed_at != expected_claim or current.sending_at is not None:
+        if not current.same_attempt(task) or current.sending_at is not None:
             return None
         return current.evolve(submission=NOT_SUBMITTED, claimed_at=None, next_attempt_at=now)
 
@@ -121,10 +120,8 @@ def _nudged(task: Task, now: float) -> Task | None:
 
 def _fail(task: Task, code: str, detail: str | None = None) -> None:
     store = runtime.current().services.store
-    expected_claim = task.claimed_at
     failed = store.update(
-        task.id,
-        lambda current: current.failed(task_error(code, detail)) if current.claimed_at == expected_claim else None,
+        task.id, lambda current: current.failed(task_error(code, detail)) if current.same_attempt(task) else None
     )
     if failed:
         with task_context(failed.id, failed.request_id):

@@ -26,12 +26,23 @@ class MissingUpload(Exception):
     """The task's uploaded image is gone (it should live as long as the task is open)."""
 
 
+class ClaimLost(Exception):
+    """Reconciliation gave the task to another worker while this one stalled: send nothing."""
+
+
 def mark_sending(task: Task, **changes) -> None:
-    """Record that the provider call is about to leave. A worker that dies before this
-    point sent nothing (the task can be sent again); after it, the call may have been
-    billed (see workers.reconcile)."""
+    """Record that the provider call is about to leave, if this worker still holds the
+    claim. A worker that dies before this point sent nothing (the task can be sent again);
+    after it, the call may have been billed (see workers.reconcile)."""
     store = runtime.current().services.store
-    store.update(task.id, lambda current: current.evolve(sending_at=time.time(), **changes))
+
+    def sending(current: Task) -> Task | None:
+        if not current.same_attempt(task) or current.sending_at is not None:
+            return None
+        return current.evolve(sending_at=time.time(), **changes)
+
+    if store.update(task.id, sending) is None:
+        raise ClaimLost(task.id)
 
 
 def send_to_tripo(task: Task) -> TaskChange:

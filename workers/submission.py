@@ -22,7 +22,7 @@ from bff.task import CLAIMED, NOT_SUBMITTED, PENDING, WAITING, Task
 
 from . import runtime
 from .backoff import backoff_seconds
-from .senders import SENDERS, TaskChange
+from .senders import SENDERS, ClaimLost, TaskChange
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,22 @@ def submit(task_id: str) -> float | None:
         return None
     try:
         finish = SENDERS[claimed.service](claimed)
+    except ClaimLost:
+        log.warning("this worker stalled and lost its claim; another worker sends the task")
+        return None
     except ProviderError as error:
         return _handle_failure(claimed, error)
     except Exception:
         log.exception("submission crashed")
-        worker_runtime.services.store.update(task_id, lambda task: task.failed(task_error("internal_error")))
+        store.update(task_id, _as_claimant(claimed, lambda task: task.failed(task_error("internal_error"))))
         return None
-    _record_outcome(task_id, finish)
+    _record_outcome(claimed, finish)
     return None
+
+
+def _as_claimant(claimed: Task, change: TaskChange) -> TaskChange:
+    """``change``, applied only while the task is still in the attempt this worker claimed."""
+    return lambda current: change(current) if current.same_attempt(claimed) else None
 
 
 def _decide(deadline_seconds: float):
@@ -83,11 +91,11 @@ def deadline_start(task: Task) -> float:
     return task.deadline_from or task.created_at
 
 
-def _record_outcome(task_id: str, finish: TaskChange) -> None:
+def _record_outcome(claimed: Task, finish: TaskChange) -> None:
     store = runtime.current().services.store
     for attempt in range(1, _RECORD_ATTEMPTS + 1):
         try:
-            if store.update(task_id, finish) is None:
+            if store.update(claimed.id, _as_claimant(claimed, finish)) is None:
                 log.warning("the task ended while its provider call ran; the provider's result is not used")
             return
         except REDIS_UNAVAILABLE_ERRORS:
@@ -107,20 +115,16 @@ def _handle_failure(task: Task, error: ProviderError) -> float | None:
     tries = task.submit_tries + 1
     if error.outcome == RETRY and faults < error.max_attempts:
         delay = backoff_seconds(tries, error.retry_after)
-        store.update(task.id, lambda current: current.evolve(
+        retried = store.update(task.id, _as_claimant(task, lambda current: current.evolve(
             status=PENDING, progress=0, submission=NOT_SUBMITTED, claimed_at=None, sending_at=None,
-            submit_faults=faults,
-            submit_tries=tries, next_attempt_at=time.time() + delay,
-        ))
-        return delay
+            submit_faults=faults, submit_tries=tries, next_attempt_at=time.time() + delay,
+        )))
+        return delay if retried else None
     secrets = runtime.current().settings.secrets()
     detail = None if error.outcome == UNKNOWN else redact(error.detail, secrets)
-    store.update(
-        task.id,
-        lambda current: current.failed(
-            task_error(error.error_code, detail),
-            provider_error_code=error.provider_code,
-            provider_request_id=error.request_id,
-        ),
-    )
+    store.update(task.id, _as_claimant(task, lambda current: current.failed(
+        task_error(error.error_code, detail),
+        provider_error_code=error.provider_code,
+        provider_request_id=error.request_id,
+    )))
     return None
