@@ -34,10 +34,13 @@ TRIPO_GENERATION = "tripo:generation"
 TRIPO_REFINE = "tripo:refine"
 OPENAI_EDITS = "openai"
 IN_FLIGHT_BUCKETS = frozenset({TRIPO_GENERATION, TRIPO_REFINE})
+BUCKET_NAMES = (TRIPO_GENERATION, TRIPO_REFINE, OPENAI_EDITS)
 
 
 def bucket_name(service: str, kind: str) -> str:
-    if service == "openai" and kind == IMAGE_TO_IMAGE:
+    if service == "openai":
+        if kind != IMAGE_TO_IMAGE:
+            raise ValueError(f"no capacity bucket for openai {kind}")
         return OPENAI_EDITS
     return TRIPO_REFINE if kind == REFINE_MODEL else TRIPO_GENERATION
 

@@ -19,7 +19,9 @@ from flask_smorest import abort
 
 from .clients import current_client
 from .services import services
-from .task import Upload
+from .task import Task, Upload
+from .task_store import Remembered
+from .task_view import accepted_body, status_url
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -55,10 +57,9 @@ def begin(params: dict, upload: Upload | None) -> tuple[Claim | None, dict | Non
         abort(422, message=f"{HEADER} must be 1..{MAX_KEY_LENGTH} printable characters.",
               errors={"headers": {HEADER: ["Invalid key."]}})
     claim = Claim(_redis_key(key), _fingerprint(params, upload))
-    client = services().redis
-    if client.set(claim.redis_key, json.dumps({"fingerprint": claim.fingerprint}), nx=True, ex=IN_PROGRESS_SECONDS):
+    stored = _take_or_read(claim)
+    if stored is None:
         return claim, None
-    stored = json.loads(client.get(claim.redis_key) or "{}")
     if stored.get("fingerprint") != claim.fingerprint:
         abort(422, message=f"This {HEADER} was used with a different request; use a new key for a new request.")
     if "answer" not in stored:
@@ -67,9 +68,25 @@ def begin(params: dict, upload: Upload | None) -> tuple[Claim | None, dict | Non
     return None, stored["answer"]
 
 
-def finish(claim: Claim, answer: dict) -> None:
-    services().redis.set(claim.redis_key, json.dumps({"fingerprint": claim.fingerprint, "answer": answer}),
-                         ex=KEEP_SECONDS)
+def _take_or_read(claim: Claim) -> dict | None:
+    """None when this request took the key; else what the key holds."""
+    client = services().redis
+    for _ in range(3):  # the key may vanish between the two calls (abandoned, expired)
+        if client.set(claim.redis_key, json.dumps({"fingerprint": claim.fingerprint}), nx=True,
+                      ex=IN_PROGRESS_SECONDS):
+            return None
+        raw = client.get(claim.redis_key)
+        if raw is not None:
+            return json.loads(raw)
+    abort(409, message=f"A request with this {HEADER} is changing state; retry in a moment.",
+          headers={"Retry-After": "1"})
+
+
+def answer_to_remember(claim: Claim, task: Task) -> Remembered:
+    """The 202 of a new task, to store in the same transaction as the task itself."""
+    answer = {"body": accepted_body(task), "location": status_url(task)}
+    value = json.dumps({"fingerprint": claim.fingerprint, "answer": answer})
+    return Remembered(claim.redis_key, value, KEEP_SECONDS)
 
 
 def abandon(claim: Claim) -> None:

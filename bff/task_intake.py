@@ -1,27 +1,41 @@
 """Accepting a generation request: record the task, then nudge a worker.
 
 The request never calls a provider. The record is written before the message is sent,
-so a worker never receives a message for a task that does not exist.
+so a worker never receives a message for a task that does not exist. Once the record
+is written the client gets its 202, whatever happens to the message: reconciliation
+sends a task whose message never left.
 """
 
 from __future__ import annotations
 
+import logging
+
 from flask_smorest import abort
 
+from . import idempotency
 from .clients import current_client
 from .logs import current_request_id
+from .redis_client import REDIS_UNAVAILABLE_ERRORS
 from .services import services
 from .task import COMPLETED, Task, Upload
 from .tripo_requests import MODEL_KINDS
 
+log = logging.getLogger(__name__)
 
-def accept_task(*, service: str, kind: str, params: dict, upload: Upload | None = None) -> Task:
+
+def accept_task(
+    *, service: str, kind: str, params: dict, upload: Upload | None = None,
+    idempotency_claim: idempotency.Claim | None = None,
+) -> Task:
     task = Task.new(service=service, kind=kind, params=params, request_id=current_request_id() or "",
                     client=current_client())
     app_services = services()
-    # An upload lives as long as its task can stay open; it is deleted when the task ends.
-    app_services.store.create(task, upload, upload_ttl_seconds=app_services.settings.bff_task_deadline_seconds + 3600)
-    app_services.queue.submit(task.id, task.request_id)
+    remember = idempotency.answer_to_remember(idempotency_claim, task) if idempotency_claim else None
+    app_services.store.create(task, upload, remember)
+    try:
+        app_services.queue.submit(task.id, task.request_id)
+    except REDIS_UNAVAILABLE_ERRORS:
+        log.warning("could not enqueue the new task; reconciliation will send it", extra={"new_task": task.id})
     return task
 
 

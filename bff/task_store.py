@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import redis
 
-from .capacity import IN_FLIGHT_BUCKETS, Bucket, bucket_name
+from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .task import CLAIMED, SUBMITTED, WAITING, Task, Upload
 
 _PREFIX = "bff:"
@@ -49,6 +50,13 @@ def _polling_key(service: str) -> str:
     return f"{_PREFIX}tasks:polling:{service}"
 
 
+@dataclass(frozen=True)
+class Remembered:
+    key: str
+    value: str
+    ttl_seconds: int
+
+
 class TaskStore:
     def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float):
         self._redis = client
@@ -56,14 +64,17 @@ class TaskStore:
         # A backstop: an open record outlives its deadline only if no worker ever runs.
         self._open_ttl_seconds = max(1, int(open_ttl_seconds))
 
-    def create(self, task: Task, upload: Upload | None = None, upload_ttl_seconds: float = 0) -> None:
-        """Record a new task, with its uploaded input when it has one, in one transaction."""
+    def create(self, task: Task, upload: Upload | None = None, remember: Remembered | None = None) -> None:
+        """Record a new task in one transaction, with its uploaded input when it has one,
+        and with a value to remember alongside (an idempotency answer): all or nothing."""
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(_task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
             pipe.zadd(_OPEN, {task.id: task.created_at})
             if upload is not None:
                 pipe.hset(_task_key(task.id, "upload"), mapping=upload.as_mapping())
-                pipe.expire(_task_key(task.id, "upload"), max(1, int(upload_ttl_seconds)))
+                pipe.expire(_task_key(task.id, "upload"), self._open_ttl_seconds)
+            if remember is not None:
+                pipe.set(remember.key, remember.value, ex=remember.ttl_seconds)
             pipe.execute()
 
     def upload(self, task_id: str) -> Upload | None:
@@ -180,13 +191,18 @@ class TaskStore:
     def open_task_ids(self) -> list[str]:
         return _decoded(self._redis.zrange(_OPEN, 0, -1))
 
-    def forget_open(self, task_ids: set[str]) -> None:
-        """Drop index entries whose records are gone."""
+    def forget(self, task_ids: set[str]) -> None:
+        """Drop every index entry of tasks whose records are gone (expired, evicted,
+        deleted by hand): a stale capacity entry would hold a slot, or block its queue,
+        for good."""
         if task_ids:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(_OPEN, *task_ids)
                 for service in ("tripo", "openai"):
                     pipe.zrem(_polling_key(service), *task_ids)
+                for bucket in BUCKET_NAMES:
+                    pipe.zrem(_capacity_key(bucket, "in_use"), *task_ids)
+                    pipe.zrem(_capacity_key(bucket, "waiting"), *task_ids)
                 pipe.execute()
 
     def polling_task_ids(self, service: str) -> list[str]:
@@ -207,12 +223,17 @@ class TaskStore:
 
     def _write(self, pipe: redis.client.Pipeline, task: Task) -> None:
         key = _task_key(task.id)
-        pipe.set(key, task.to_json(), keepttl=True)
+        if task.is_terminal:
+            pipe.set(key, task.to_json(), ex=self._retention_seconds)
+        else:
+            # The backstop TTL runs from the last change: a task waiting its turn for hours
+            # keeps its record and its upload.
+            pipe.set(key, task.to_json(), ex=self._open_ttl_seconds)
+            pipe.expire(_task_key(task.id, "upload"), self._open_ttl_seconds)
         if task.is_terminal:
             pipe.delete(_task_key(task.id, "upload"))  # inputs are not kept past their use
             pipe.zrem(_OPEN, task.id)
             pipe.zrem(_polling_key(task.service), task.id)
-            pipe.expire(key, self._retention_seconds)
         elif task.submission == SUBMITTED:
             pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at})
         self._write_capacity(pipe, task)

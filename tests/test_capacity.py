@@ -154,3 +154,27 @@ def _openai_bucket():
     from bff.capacity import bucket_for
 
     return bucket_for("openai", "image_to_image", runtime.current().settings)
+
+
+def test_a_vanished_slot_holder_gives_back_its_slot(redis_client, limits, tripo):
+    limits(bff_tripo_concurrency=1)
+    running, waiting = submit_all(redis_client, 2)
+    redis_client.delete(f"bff:task:{running.id}")  # expired, evicted or deleted by hand
+
+    poll_cycle()
+    submit(waiting.id)
+
+    assert store_for(redis_client).get(waiting.id).submission == "submitted"
+
+
+def test_a_vanished_waiting_task_does_not_block_its_queue(redis_client, limits, tripo):
+    limits(bff_tripo_concurrency=1)
+    running, vanished = submit_all(redis_client, 2)
+    redis_client.delete(f"bff:task:{vanished.id}")
+    later = submit_all(redis_client, 1)[0]
+    tripo.succeed(running.provider_task_id)
+
+    poll_cycle()
+    submit(later.id)
+
+    assert store_for(redis_client).get(later.id).submission == "submitted"

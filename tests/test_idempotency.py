@@ -114,3 +114,20 @@ def test_a_retry_storm_makes_one_task(settings, redis_client):
     assert tasks_recorded(redis_client) == 1 and redis_client.llen("dramatiq:submit") == 1
     assert {a.status_code for a in answers} <= {202, 409}
     assert len({a.get_json()["task_id"] for a in answers if a.status_code == 202}) == 1
+
+
+def test_a_task_recorded_but_not_enqueued_is_still_a_202_and_the_retry_replays_it(app, client, redis_client,
+                                                                                   monkeypatch):
+    import redis
+
+    def broker_down(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("the broker's connection dropped")
+
+    monkeypatch.setattr(app.extensions["bff"].queue, "submit", broker_down)  # a fault at the broker, not the store
+    first = client.post("/generate/text-to-model", json={"prompt": "a cup"}, headers=KEY)
+    monkeypatch.undo()
+    again = client.post("/generate/text-to-model", json={"prompt": "a cup"}, headers=KEY)
+
+    assert first.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["task_id"] == first.get_json()["task_id"]
+    assert tasks_recorded(redis_client) == 1 and redis_client.llen("dramatiq:submit") == 0  # reconciliation sends it

@@ -59,7 +59,7 @@ def settle_open_tasks() -> None:
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
         tasks = store.get_many(batch)
-        store.forget_open(set(batch) - {task.id for task in tasks})
+        store.forget(set(batch) - {task.id for task in tasks})
         for task in tasks:
             try:
                 _settle(task, time.time())
@@ -94,7 +94,9 @@ def dispatch_waiting_tasks() -> None:
     store = worker_runtime.services.store
     for bucket in all_buckets(worker_runtime.settings):
         oldest = store.oldest_waiting(bucket, store.free_capacity(bucket))
-        for task in store.get_many(oldest):
+        tasks = store.get_many(oldest)
+        store.forget(set(oldest) - {task.id for task in tasks})
+        for task in tasks:
             # A dispatched message that is lost is sent again once the mark expires.
             if store.mark_dispatched(task.id, NUDGE_AFTER_SECONDS):
                 worker_runtime.services.queue.submit(task.id, task.request_id)

@@ -45,15 +45,12 @@ def _accepted(service: str, kind: str, params: dict, upload: Upload | None = Non
     if replay is not None:
         return replay["body"], 202, {"Location": replay["location"], idempotency.REPLAYED_HEADER: "true"}
     try:
-        task = accept_task(service=service, kind=kind, params=params, upload=upload)
+        task = accept_task(service=service, kind=kind, params=params, upload=upload, idempotency_claim=claim)
     except BaseException:
         if claim:
             idempotency.abandon(claim)
         raise
-    body, location = accepted_body(task), status_url(task)
-    if claim:
-        idempotency.finish(claim, {"body": body, "location": location})
-    return body, 202, {"Location": location}
+    return accepted_body(task), 202, {"Location": status_url(task)}
 
 
 @blp.route("/text-to-model", methods=["POST"])
