@@ -24,7 +24,9 @@ limiter = Limiter(key_func=current_client, strategy="sliding-window-counter")
 
 
 def _per_minute(setting: str):
-    return limiter.limit(lambda: f"{getattr(services().settings, setting)}/minute")
+    # A shared limit: one count per client for every route of the family (a plain
+    # limit would give each route its own count).
+    return limiter.shared_limit(lambda: f"{getattr(services().settings, setting)}/minute", scope=setting)
 
 
 openai_requests = _per_minute("bff_openai_requests_per_minute")
@@ -38,7 +40,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
     if settings.embedded_store:
         app.config["RATELIMIT_STORAGE_URI"] = "memory://"  # one process: its memory is the whole store
     else:
-        options = {k: v for k, v in connection_options().items() if k != "retry"}
+        options = connection_options()  # the same timeouts and retries as every other client
         if settings.redis_url.startswith("rediss://") and not settings.redis_tls_verify:
             options["ssl_cert_reqs"] = None
         app.config.update(RATELIMIT_STORAGE_URI=settings.redis_url, RATELIMIT_STORAGE_OPTIONS=options)

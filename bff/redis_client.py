@@ -18,7 +18,7 @@ from redis.retry import Retry
 from .settings import EMBEDDED_REDIS_URL
 
 CONNECT_TIMEOUT_SECONDS = 0.5
-SOCKET_TIMEOUT_SECONDS = 1.0
+SOCKET_TIMEOUT_SECONDS = 0.5
 RETRIES = 1
 
 # What counts as "Redis is unavailable for now" (a request answers 503): no connection,

@@ -7,6 +7,7 @@ with nothing on disk, and stop it at the end.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -47,6 +48,13 @@ class PrivateRedis:
             except redis.ConnectionError:
                 time.sleep(0.02)
         raise RuntimeError("private redis-server did not start")
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections hang instead of being refused."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process:

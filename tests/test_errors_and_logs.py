@@ -127,3 +127,29 @@ def test_an_oversized_body_is_a_json_413_and_queues_nothing(client, redis_client
 
     assert response.status_code == 413 and response.get_json()["code"] == 413
     assert redis_client.llen("dramatiq:submit") == 0
+
+
+def test_a_hung_redis_is_a_503_within_2_seconds_too(settings):
+    import dataclasses
+    import time
+
+    from bff import create_app
+    from tests.redis_server import PrivateRedis
+
+    server = PrivateRedis()
+    server.start()
+    try:
+        hung = create_app(dataclasses.replace(settings, redis_url=server.url)).test_client()
+        task_id = hung.post("/generate/text-to-model", json={"prompt": "a cup"}).get_json()["task_id"]
+        server.pause()
+        for method, path, body in [("get", "/readyz", None), ("post", "/generate/text-to-model", {"prompt": "a cup"}),
+                                   ("get", f"/tasks/{task_id}/status?service=tripo", None)]:
+            started = time.monotonic()
+            response = getattr(hung, method)(path, json=body)
+            assert response.status_code == 503, path
+            assert time.monotonic() - started < 2.0, (path, time.monotonic() - started)
+        server.resume()
+        assert hung.get(f"/tasks/{task_id}/status?service=tripo").status_code == 200
+    finally:
+        server.resume()
+        server.remove()
