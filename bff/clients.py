@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import g, request
 from flask_smorest import abort
@@ -32,19 +32,23 @@ OPEN_ENDPOINTS = frozenset({
 @dataclass(frozen=True)
 class ClientKeys:
     digests: tuple[tuple[str, bytes], ...]  # (client name, SHA-256 of its key)
+    # Keys configured in plain text, kept only so the log scrubber can hide them.
+    plain_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def parse(cls, raw: str) -> "ClientKeys":
         """``name=key`` or ``name=sha256:<hex digest>`` pairs, separated by commas."""
-        entries = []
+        entries, plain_keys = [], []
         for pair in filter(None, (item.strip() for item in raw.split(","))):
             name, separator, key = pair.partition("=")
             if not separator or not _NAME.match(name.strip()):
                 raise ValueError("must be name=key pairs separated by commas (names: letters, digits, . _ -)")
             entries.append((name.strip(), _digest_of(key.strip())))
+            if not key.strip().startswith(_DIGEST_PREFIX):
+                plain_keys.append(key.strip())
         if not entries:
             raise ValueError("must name at least one client")
-        return cls(tuple(entries))
+        return cls(tuple(entries), tuple(plain_keys))
 
     def client_for(self, presented: str) -> str | None:
         digest = hashlib.sha256(presented.encode()).digest()

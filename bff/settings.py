@@ -191,6 +191,7 @@ class Settings:
         on its own too, as an error message may quote it without the URL)."""
         values = [getattr(self, name.lower()) for name, spec in _SPECS.items() if spec.secret]
         values.append(urlparse(self.redis_url).password)
+        values.extend(self.bff_api_keys.plain_keys if self.bff_api_keys else ())
         return tuple(value for value in values if value and isinstance(value, str))
 
 

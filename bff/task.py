@@ -81,6 +81,11 @@ class Task:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    def past_deadline(self, now: float, deadline_seconds: float) -> bool:
+        """The one deadline rule: counted from creation, or from when the task left the
+        capacity queue; time spent waiting in that queue does not count."""
+        return self.submission != WAITING and now > (self.deadline_from or self.created_at) + deadline_seconds
+
     def same_attempt(self, seen: "Task") -> bool:
         """Still in the submission state ``seen`` was in: nobody (another worker,
         reconciliation) has moved it on since. Every change made on the strength of a

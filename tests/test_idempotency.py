@@ -131,3 +131,18 @@ def test_a_task_recorded_but_not_enqueued_is_still_a_202_and_the_retry_replays_i
     assert first.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json()["task_id"] == first.get_json()["task_id"]
     assert tasks_recorded(redis_client) == 1 and redis_client.llen("dramatiq:submit") == 0  # reconciliation sends it
+
+
+def test_a_refine_replay_gets_its_answer_even_after_the_draft_changed(client, redis_client):
+    from tests.helpers import new_text_task
+
+    draft = new_text_task(redis_client)
+    store_for(redis_client).update(draft.id, lambda t: t.evolve(status="completed", provider_task_id="tripo-1",
+                                                                submission="submitted", outputs={"model": "glb"}))
+    first = client.post("/generate/refine-model", json={"draft_model_task_id": draft.id}, headers=KEY)
+    redis_client.delete(f"bff:task:{draft.id}")  # the draft expired since
+
+    again = client.post("/generate/refine-model", json={"draft_model_task_id": draft.id}, headers=KEY)
+
+    assert first.status_code == 202 and again.status_code == 202
+    assert again.get_json() == first.get_json() and again.headers["Idempotent-Replayed"] == "true"

@@ -93,3 +93,11 @@ def test_secrets_are_hidden_from_repr_and_include_the_redis_password():
 
     assert "tsk_abc" not in repr(settings) and "hunter2" not in repr(settings)
     assert {"tsk_abc", "sk-abc", "hunter2"} <= set(settings.secrets())
+
+
+def test_plain_client_keys_are_secrets_for_the_log_scrubber_but_digests_are_not():
+    digest = "a" * 64
+    settings = Settings.from_env({**REQUIRED, "BFF_API_KEYS": f"ios=plain-key-0123456789abcdefgh,web=sha256:{digest}"})
+
+    assert "plain-key-0123456789abcdefgh" in settings.secrets()
+    assert "plain-key-0123456789abcdefgh" not in repr(settings)

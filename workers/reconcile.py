@@ -11,7 +11,7 @@ cycle looks at every open task:
 - a task past its deadline fails with ``timeout``, unless its provider call is still in
   flight (then the claim rule above settles it) or it waits for provider capacity
   (capacity always frees up, because tasks in flight are bounded by the deadline);
-- a task waiting to be sent whose message is overdue (lost with a killed worker, or never
+- a task not yet sent whose message is overdue (lost with a killed worker, or never
   enqueued because Redis failed) is nudged again;
 - an index entry whose record is gone is dropped.
 
@@ -27,10 +27,9 @@ from bff.error_codes import task_error
 from bff.logs import task_context
 from bff.providers import openai, tripo
 from bff.capacity import all_buckets
-from bff.task import CLAIMED, NOT_SUBMITTED, WAITING, Task
+from bff.task import CLAIMED, NOT_SUBMITTED, Task
 
 from . import runtime
-from .submission import deadline_start
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ CLAIM_TIMEOUT_SECONDS = {
     "tripo": tripo.CONNECT_TIMEOUT_SECONDS + tripo.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
     "openai": openai.CONNECT_TIMEOUT_SECONDS + openai.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
 }
-# A waiting task whose message has not run this long after it was due is nudged again.
+# A task not yet sent whose message has not run this long after it was due is nudged again.
 NUDGE_AFTER_SECONDS = 60
 # Claiming and marking the call as sent take milliseconds; a claim this old with no call
 # marked was left by a worker that died in between.
@@ -78,15 +77,13 @@ def _settle(task: Task, now: float) -> None:
         elif task.sending_at is not None and claim_age > CLAIM_TIMEOUT_SECONDS[task.service]:
             _fail(task, "provider_outcome_unknown", "the worker stopped during the provider call")
         return
-    if task.submission == WAITING:
-        return
-    if now > deadline_start(task) + worker_runtime.settings.bff_task_deadline_seconds:
+    if task.past_deadline(now, worker_runtime.settings.bff_task_deadline_seconds):
         _fail(task, "timeout")
     elif task.submission == NOT_SUBMITTED and now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS:
         if store.update(task.id, lambda current: _nudged(current, now)):
             worker_runtime.services.queue.submit(task.id, task.request_id)
             with task_context(task.id, task.request_id):
-                log.warning("nudged a waiting task whose message was lost")
+                log.warning("nudged a task whose message was lost")
 
 
 def dispatch_waiting_tasks() -> None:

@@ -76,7 +76,7 @@ def _decide(deadline_seconds: float):
         if task.submission not in (NOT_SUBMITTED, WAITING):
             return None
         now = time.time()
-        if task.submission != WAITING and now > deadline_start(task) + deadline_seconds:
+        if task.past_deadline(now, deadline_seconds):
             return task.failed(task_error("timeout"))  # too late to start paying for it
         if not admitted:
             return task.evolve(submission=WAITING) if task.submission != WAITING else None
@@ -86,9 +86,6 @@ def _decide(deadline_seconds: float):
 
     return decide
 
-
-def deadline_start(task: Task) -> float:
-    return task.deadline_from or task.created_at
 
 
 def _record_outcome(claimed: Task, finish: TaskChange) -> None:

@@ -40,11 +40,14 @@ _MULTIPART_OVERHEAD_BYTES = 256 * 1024
 _ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "schema": {"type": "string"}}}
 
 
-def _accepted(service: str, kind: str, params: dict, upload: Upload | None = None):
-    claim, replay = idempotency.begin(params, upload)
+def _accepted(service: str, kind: str, args: dict, upload: Upload | None = None, params_from=None):
+    """Accept a task made of the request's ``args`` (or of ``params_from(args)``), or
+    replay the answer to an earlier request with the same Idempotency-Key."""
+    claim, replay = idempotency.begin(args, upload)
     if replay is not None:
         return replay["body"], 202, {"Location": replay["location"], idempotency.REPLAYED_HEADER: "true"}
     try:
+        params = params_from(args) if params_from else args
         task = accept_task(service=service, kind=kind, params=params, upload=upload, idempotency_claim=claim)
     except BaseException:
         if claim:
@@ -118,7 +121,8 @@ def refine_model(args: dict):
     its geometry. The refinement is a new task with its own status. Recommended flow:
     a cheap untextured draft (`texture: false`), then refine the one the user likes.
     """
-    return _accepted("tripo", REFINE_MODEL, refine_params(args["draft_model_task_id"]))
+    return _accepted("tripo", REFINE_MODEL, args, params_from=lambda request_args: refine_params(
+        request_args["draft_model_task_id"]))
 
 
 @blp.before_request

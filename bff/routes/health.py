@@ -14,6 +14,7 @@ blp = Blueprint("health", __name__, description="Liveness and readiness.")
 
 
 @blp.route("/healthz")
+@blp.doc(security=[])
 @blp.response(200, HealthResponse)
 def healthz():
     """Liveness: the process is up"""
@@ -21,6 +22,7 @@ def healthz():
 
 
 @blp.route("/readyz")
+@blp.doc(security=[])
 @blp.response(200, ReadinessResponse)
 @error_responses(blp, 503)
 def readyz():
