@@ -23,6 +23,7 @@ together. A terminal record is final: no change applies to it.
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -48,6 +49,16 @@ def _capacity_key(bucket: str, part: str) -> str:
 
 def _polling_key(service: str) -> str:
     return f"{_PREFIX}tasks:polling:{service}"
+
+
+@dataclass(frozen=True)
+class TransactionContention(Exception):
+    """Other writers kept winning: the caller fails like on any Redis error."""
+
+
+# Conflicts are short-lived (a few writers on one task or bucket); this many attempts with
+# growing random pauses gets through any realistic burst.
+_TRANSACTION_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -112,22 +123,15 @@ class TaskStore:
         terminal, or ``change`` returned None. ``change`` may run more than once when
         another writer gets in first, so it must not have side effects.
         """
-        key = _task_key(task_id)
-        while True:
-            with self._redis.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    current = Task.from_json(raw) if raw else None
-                    updated = change(current) if current and not current.is_terminal else None
-                    if updated is None:
-                        return None
-                    pipe.multi()
-                    self._write(pipe, updated)
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
+
+        def body(pipe, current: Task) -> Task | None:
+            updated = change(current)
+            if updated is not None:
+                pipe.multi()
+                self._write(pipe, updated)
+            return updated
+
+        return self._transaction((_task_key(task_id),), body)
 
     def claim(self, task_id: str, bucket: Bucket, decide: Callable[[Task, bool], Task | None]) -> Task | None:
         """Take capacity for an open task, or queue it, in one transaction.
@@ -136,8 +140,29 @@ class TaskStore:
         bucket has room for this task after every older waiting task. Returns the new
         record, or None when nothing was written.
         """
-        keys = (_task_key(task_id), _capacity_key(bucket.name, "in_use"), _capacity_key(bucket.name, "waiting"))
-        while True:
+        in_use, waiting = _capacity_key(bucket.name, "in_use"), _capacity_key(bucket.name, "waiting")
+
+        def body(pipe, current: Task) -> Task | None:
+            now = time.time()
+            older_waiting = pipe.zcount(waiting, "-inf", f"({current.created_at}")
+            updated = decide(current, older_waiting < bucket.limit - self._in_use(pipe, bucket, now))
+            if updated is None:
+                return None
+            pipe.multi()
+            self._write(pipe, updated)
+            if bucket.window_seconds and updated.submission == CLAIMED:
+                pipe.zremrangebyscore(in_use, "-inf", now - bucket.window_seconds)
+                pipe.zadd(in_use, {f"{task_id}:{now}": now})
+            return updated
+
+        return self._transaction((_task_key(task_id), in_use, waiting), body)
+
+    def _transaction(self, keys: tuple[str, ...], body) -> Task | None:
+        """Optimistic transaction on an open task (``keys[0]``) and the other ``keys``:
+        ``body(pipe, task)`` reads, then queues its writes after ``pipe.multi()`` and
+        returns the new record (or None to write nothing). Runs again, after a short
+        random pause, when another writer changed a watched key first."""
+        for attempt in range(_TRANSACTION_ATTEMPTS):
             with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(*keys)
@@ -145,21 +170,13 @@ class TaskStore:
                     current = Task.from_json(raw) if raw else None
                     if current is None or current.is_terminal:
                         return None
-                    now = time.time()
-                    older_waiting = pipe.zcount(keys[2], "-inf", f"({current.created_at}")
-                    admitted = older_waiting < bucket.limit - self._in_use(pipe, bucket, now)
-                    updated = decide(current, admitted)
-                    if updated is None:
-                        return None
-                    pipe.multi()
-                    self._write(pipe, updated)
-                    if bucket.window_seconds and updated.submission == CLAIMED:
-                        pipe.zremrangebyscore(keys[1], "-inf", now - bucket.window_seconds)
-                        pipe.zadd(keys[1], {f"{task_id}:{now}": now})
-                    pipe.execute()
+                    updated = body(pipe, current)
+                    if updated is not None:
+                        pipe.execute()
                     return updated
                 except redis.WatchError:
-                    continue
+                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise TransactionContention(f"gave up after {_TRANSACTION_ATTEMPTS} conflicting writes to {keys[0]}")
 
     def free_capacity(self, bucket: Bucket) -> int:
         return max(0, bucket.limit - self._in_use(self._redis, bucket, time.time()))
