@@ -15,6 +15,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from .redis_client import REDIS_UNAVAILABLE_ERRORS
+from .schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ _DEFAULT_MESSAGES = {
 
 
 class BffApi(Api):
-    """flask-smorest's Api, with a message on every error. (Flask itself logs the
-    exception behind a 500, through the JSON handler.)"""
+    """flask-smorest's Api, with a message on every error and the error shape documented
+    with examples. (Flask itself logs the exception behind a 500, through the JSON handler.)"""
+
+    ERROR_SCHEMA = ErrorResponse
 
     def handle_http_exception(self, error: HTTPException):
         payload, status, headers = super().handle_http_exception(error)

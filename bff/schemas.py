@@ -247,3 +247,19 @@ class ReadinessResponse(Schema):
     status = fields.String(metadata={"example": "ready"})
     redis = fields.String(metadata={"example": "ok"})
     sandbox = fields.Boolean(metadata={"description": "true when providers are local stand-ins (no cost)."})
+
+
+class ErrorResponse(Schema):
+    """The one error shape of every status."""
+
+    code = fields.Integer(metadata={"description": "The HTTP status.", "example": 422})
+    status = fields.String(metadata={"description": "The HTTP reason phrase.", "example": "Unprocessable Entity"})
+    message = fields.String(
+        metadata={"description": "What is wrong, for a person.",
+                  "example": "The request is invalid; see 'errors' for each field."}
+    )
+    errors = fields.Dict(
+        metadata={"description": "Per-field details, by location, when there are any.",
+                  "example": {"json": {"style": ["Must be one of: realistic, cartoon, low-poly, sculpture, toy, "
+                                                 "miniature."]}}}
+    )

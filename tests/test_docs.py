@@ -18,7 +18,9 @@ def test_the_spec_documents_every_route_with_its_errors(client):
     assert {"202", "422", "503"} <= set(generate["responses"])
     assert generate["requestBody"]["content"]["application/json"]["example"]["prompt"]
     assert {"200", "404", "422"} <= set(spec["paths"]["/tasks/{task_id}/status"]["get"]["responses"])
-    assert "Error" in spec["components"]["schemas"]
+    error = spec["components"]["schemas"]["ErrorResponse"]["properties"]
+    assert error["code"]["example"] == 422 and error["message"]["example"] and error["errors"]["example"]
+    assert "Location" in spec["paths"]["/tasks/{task_id}/result"]["get"]["responses"]["302"]["headers"]
 
 
 def test_swagger_ui_loads_only_assets_the_app_serves(client):

@@ -22,7 +22,10 @@ from ..uploads import CONTENT_TYPES
 
 blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Follow a task and fetch its results.")
 
-_REDIRECT = {"description": "Redirect to the file at the provider (a short-lived signed URL)."}
+_REDIRECT = {
+    "description": "Redirect to the file at the provider (a short-lived signed URL).",
+    "headers": {"Location": {"description": "The file's URL; follow it at once.", "schema": {"type": "string"}}},
+}
 
 
 def _task_or_404(task_id: str, service: str | None = None) -> Task:
@@ -67,7 +70,7 @@ def _redirect_to_output(task_id: str, which: str):
 
 
 @blp.route("/<task_id>/result")
-@blp.alt_response(302, description=_REDIRECT["description"], success=True)
+@blp.alt_response(302, success=True, **_REDIRECT)
 @error_responses(blp, 401, 404, 409, 429, 503)
 @status_requests
 def task_result(task_id: str):
@@ -80,7 +83,7 @@ def task_result(task_id: str):
 
 
 @blp.route("/<task_id>/preview")
-@blp.alt_response(302, description=_REDIRECT["description"], success=True)
+@blp.alt_response(302, success=True, **_REDIRECT)
 @error_responses(blp, 401, 404, 409, 429, 503)
 @status_requests
 def task_preview(task_id: str):
