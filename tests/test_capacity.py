@@ -70,26 +70,39 @@ def test_a_new_task_waits_behind_older_waiting_ones_even_with_a_free_slot(redis_
     assert late.submission == "waiting" and store_for(redis_client).queue_position(late) == 2
 
 
-@pytest.mark.parametrize("end", ["failed", "deadline", "dead_worker", "provider_429"])
-def test_every_way_a_task_stops_holding_a_slot_frees_it(redis_client, limits, tripo, requests_mock, end):
+@pytest.mark.parametrize("end", ["succeeded", "failed", "deadline", "died_before_sending", "died_mid_call"])
+def test_every_way_a_task_stops_holding_a_slot_frees_it(redis_client, limits, tripo, end):
     limits(bff_tripo_concurrency=1)
     store = store_for(redis_client)
-    if end == "provider_429":
-        requests_mock.post(f"{tripo.base_url}/generation/text-to-model", status_code=429,
-                           json={"code": 2000, "message": "busy"})
-        holder = submit_all(redis_client, 1)[0]
-    else:
-        holder = submit_all(redis_client, 1)[0]
-        if end == "failed":
-            tripo.set_task(holder.provider_task_id, "failed", 10)
-        elif end == "deadline":
-            store.update(holder.id, lambda t: t.evolve(created_at=time.time() - 10_000))
-        else:  # the worker died holding the claim
-            store.update(holder.id, lambda t: t.evolve(submission="claimed", provider_task_id=None,
-                                                       claimed_at=time.time() - CLAIM_TIMEOUT_SECONDS["tripo"] - 1))
-        poll_cycle()
+    holder = submit_all(redis_client, 1)[0]
+    assert store.free_capacity(_generation_bucket()) == 0  # the slot is held while the task is in flight
+    long_ago = time.time() - CLAIM_TIMEOUT_SECONDS["tripo"] - 1
+    if end == "succeeded":
+        tripo.succeed(holder.provider_task_id)
+    elif end == "failed":
+        tripo.set_task(holder.provider_task_id, "failed", 10)
+    elif end == "deadline":
+        store.update(holder.id, lambda t: t.evolve(created_at=time.time() - 10_000))
+    else:  # the worker died holding the claim, before or after the call left
+        sending_at = long_ago if end == "died_mid_call" else None
+        store.update(holder.id, lambda t: t.evolve(submission="claimed", provider_task_id=None,
+                                                   claimed_at=long_ago, sending_at=sending_at))
 
-    assert store.free_capacity(dataclasses.replace(_generation_bucket(), limit=1)) == 1
+    poll_cycle()
+
+    assert store.free_capacity(_generation_bucket()) == 1
+
+
+def test_a_provider_429_gives_the_slot_back_while_the_task_waits(redis_client, limits, tripo, requests_mock):
+    limits(bff_tripo_concurrency=1)
+    refusals = requests_mock.post(f"{tripo.base_url}/generation/text-to-model", status_code=429,
+                                  json={"code": 2000, "message": "busy"})
+
+    holder = submit_all(redis_client, 1)[0]
+
+    assert refusals.call_count == 1  # it held the slot while it called
+    assert holder.submission == "not_submitted" and holder.status == "pending"
+    assert store_for(redis_client).free_capacity(_generation_bucket()) == 1
 
 
 def _generation_bucket():
