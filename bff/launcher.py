@@ -22,14 +22,14 @@ import sys
 import threading
 from urllib.parse import urlparse
 
-from .settings import Settings, load_settings_or_exit
+from bff.settings import Settings, load_settings_or_exit
 
 # --keep-alive 75: longer than the idle timeouts of clients and platform routers, so an
 # idle keep-alive connection is never closed by gunicorn just as a client reuses it
 # (gunicorn's 2 s default made a mobile client's next POST fail with a reset).
 WEB_COMMAND = (
-    "gunicorn wsgi:app --config python:bff.gunicorn_config --bind 0.0.0.0:{port} --worker-class gthread --workers {web_processes} "
-    "--threads {web_threads} --timeout 60 --graceful-timeout 25 --keep-alive 75"
+    "gunicorn wsgi:app --config python:bff.gunicorn_config --bind 0.0.0.0:{port} --worker-class gthread "
+    "--workers {web_processes} --threads {web_threads} --timeout 60 --graceful-timeout 25 --keep-alive 75"
 )
 WORKER_COMMAND = (
     "dramatiq workers.actors --processes {worker_processes} --threads {worker_threads} "
@@ -104,7 +104,8 @@ def run_child_processes(settings: Settings) -> int:
     _stop(children)
     if stopping.is_set() or first_exited is None:
         return 0
-    print(f"{first_exited.args[2]} exited with code {first_exited.returncode}; stopping the rest", file=sys.stderr)
+    program = first_exited.args[2]  # type: ignore[index]  # [python, -m, program, ...]
+    print(f"{program!s} exited with code {first_exited.returncode}; stopping the rest", file=sys.stderr)
     return first_exited.returncode or 1
 
 
@@ -114,8 +115,7 @@ def run_in_process(settings: Settings) -> int:
     from werkzeug.serving import make_server
 
     import workers.actors  # noqa: F401  (sets up the broker on the embedded store)
-
-    from . import create_app
+    from bff.web import create_app
 
     environ = dict(os.environ)
     worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=int(environ.get("WORKER_THREADS", "8")))

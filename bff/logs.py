@@ -89,7 +89,7 @@ def _stamp_context(factory):
         record.task_id = _task_id.get()
         return record
 
-    make_record.stamps_bff_context = True
+    make_record.stamps_bff_context = True  # type: ignore[attr-defined]
     return make_record
 
 

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from .settings import EMBEDDED_REDIS_URL
+from bff.settings import EMBEDDED_REDIS_URL
 
 CONNECT_TIMEOUT_SECONDS = 0.5
 SOCKET_TIMEOUT_SECONDS = 0.5

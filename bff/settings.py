@@ -1,7 +1,7 @@
 """Settings: every environment variable the BFF reads, parsed once into one object.
 
-Each setting is declared once in ``_SPECS`` with its default and its parser, and the
-README's settings table lists the same names and defaults. A missing or malformed value
+Each setting is declared once, as a field of ``Settings`` with its default and its
+parser; the README's settings table lists the same names and defaults. A missing or malformed value
 raises ``SettingsError`` naming the variable, so a process stops at start instead of
 failing on its first request.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlparse
 
-from .clients import ClientKeys
+from bff.identity.app_keys import ClientKeys
 
 
 class SettingsError(Exception):
@@ -83,9 +84,16 @@ def _log_level(value: str) -> str:
 @dataclass(frozen=True)
 class _Spec:
     default: str | None  # None: required (unless sandbox mode supplies it)
-    parse: Callable[[str], object]
+    parse: Callable[[str], Any]
     secret: bool = False
     sandbox_default: str | None = None  # used instead of ``default`` when BFF_SANDBOX is on
+
+
+def _setting(default: str | None, parse: Callable[[str], Any], *, secret: bool = False,
+             sandbox_default: str | None = None) -> Any:
+    """A field of ``Settings`` read from the environment variable of the same name in
+    upper case: the one place each setting is declared."""
+    return field(repr=not secret, metadata={"spec": _Spec(default, parse, secret, sandbox_default)})
 
 
 # The in-process store of sandbox mode (see bff.redis_client); never for production.
@@ -95,73 +103,44 @@ SANDBOX_OPENAI_KEY = "sk-sandbox"
 _SANDBOX_ROOT = "http://127.0.0.1:{sandbox_port}"
 
 
-# The single list of variables. ``None`` as default means required.
-_SPECS: dict[str, _Spec] = {
-    "BFF_SANDBOX": _Spec("false", _flag),
-    "BFF_SANDBOX_PORT": _Spec("8765", _port),
-    "BFF_SANDBOX_TASK_SECONDS": _Spec("20", _positive_number),
-    "REDIS_URL": _Spec(None, _redis_url, secret=True, sandbox_default=EMBEDDED_REDIS_URL),
-    "REDIS_TLS_VERIFY": _Spec("true", _flag),
-    "TRIPO_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_TRIPO_KEY),
-    "TRIPO_API_BASE_URL": _Spec("https://openapi.tripo3d.ai/v3", _url, sandbox_default=f"{_SANDBOX_ROOT}/tripo/v3"),
-    "TRIPO_MODEL_VERSION": _Spec("v3.1-20260211", _text),
-    "TRIPO_REFINE_MODEL_VERSION": _Spec("v3.0-20250812", _text),
-    "TRIPO_URL_TTL_SECONDS": _Spec("300", _positive_number),
-    "OPENAI_API_KEY": _Spec(None, _text, secret=True, sandbox_default=SANDBOX_OPENAI_KEY),
-    "OPENAI_API_BASE_URL": _Spec("https://api.openai.com/v1", _url, sandbox_default=f"{_SANDBOX_ROOT}/openai/v1"),
-    "OPENAI_IMAGE_MODEL": _Spec("gpt-image-2.5-sunburst", _text),
-    "BFF_POLL_INTERVAL_SECONDS": _Spec("3", _positive_number),
-    "BFF_TASK_DEADLINE_SECONDS": _Spec("1800", _positive_number),
-    "BFF_RESULT_TTL_SECONDS": _Spec("86400", _positive_number),
-    "BFF_MAX_UPLOAD_MB": _Spec("20", _positive_number),
-    "BFF_LOG_LEVEL": _Spec("INFO", _log_level),
-    "BFF_API_KEYS": _Spec("", _client_keys, secret=True),
-    "BFF_OPENAI_REQUESTS_PER_MINUTE": _Spec("4", _positive_int),
-    "BFF_TRIPO_REFINE_REQUESTS_PER_MINUTE": _Spec("6", _positive_int),
-    "BFF_TRIPO_OTHER_REQUESTS_PER_MINUTE": _Spec("12", _positive_int),
-    "BFF_STATUS_REQUESTS_PER_MINUTE": _Spec("600", _positive_int),
-    "BFF_TRIPO_CONCURRENCY": _Spec("10", _positive_int),
-    "BFF_TRIPO_REFINE_CONCURRENCY": _Spec("5", _positive_int),
-    "BFF_OPENAI_TASKS_PER_MINUTE": _Spec("5", _positive_int),
-    "BFF_OPENAI_WINDOW_SECONDS": _Spec("60", _positive_number),
-}
-
-
 @dataclass(frozen=True)
 class Settings:
-    bff_sandbox: bool
-    bff_sandbox_port: int
-    bff_sandbox_task_seconds: float
-    redis_url: str = field(repr=False)
-    redis_tls_verify: bool
-    tripo_api_key: str = field(repr=False)
-    tripo_api_base_url: str
-    tripo_model_version: str
-    tripo_refine_model_version: str
-    tripo_url_ttl_seconds: float
-    openai_api_key: str = field(repr=False)
-    openai_api_base_url: str
-    openai_image_model: str
-    bff_poll_interval_seconds: float
-    bff_task_deadline_seconds: float
-    bff_result_ttl_seconds: float
-    bff_max_upload_mb: float
-    bff_log_level: str
-    bff_api_keys: ClientKeys | None = field(repr=False)
-    bff_openai_requests_per_minute: int
-    bff_tripo_refine_requests_per_minute: int
-    bff_tripo_other_requests_per_minute: int
-    bff_status_requests_per_minute: int
-    bff_tripo_concurrency: int
-    bff_tripo_refine_concurrency: int
-    bff_openai_tasks_per_minute: int
-    bff_openai_window_seconds: float
+    # Sandbox settings come first: the sandbox defaults of the others depend on them.
+    bff_sandbox: bool = _setting("false", _flag)
+    bff_sandbox_port: int = _setting("8765", _port)
+    bff_sandbox_task_seconds: float = _setting("20", _positive_number)
+    redis_url: str = _setting(None, _redis_url, secret=True, sandbox_default=EMBEDDED_REDIS_URL)
+    redis_tls_verify: bool = _setting("true", _flag)
+    tripo_api_key: str = _setting(None, _text, secret=True, sandbox_default=SANDBOX_TRIPO_KEY)
+    tripo_api_base_url: str = _setting("https://openapi.tripo3d.ai/v3", _url,
+                                       sandbox_default=f"{_SANDBOX_ROOT}/tripo/v3")
+    tripo_model_version: str = _setting("v3.1-20260211", _text)
+    tripo_refine_model_version: str = _setting("v3.0-20250812", _text)
+    tripo_url_ttl_seconds: float = _setting("300", _positive_number)
+    openai_api_key: str = _setting(None, _text, secret=True, sandbox_default=SANDBOX_OPENAI_KEY)
+    openai_api_base_url: str = _setting("https://api.openai.com/v1", _url,
+                                        sandbox_default=f"{_SANDBOX_ROOT}/openai/v1")
+    openai_image_model: str = _setting("gpt-image-2.5-sunburst", _text)
+    bff_poll_interval_seconds: float = _setting("3", _positive_number)
+    bff_task_deadline_seconds: float = _setting("1800", _positive_number)
+    bff_result_ttl_seconds: float = _setting("86400", _positive_number)
+    bff_max_upload_mb: float = _setting("20", _positive_number)
+    bff_log_level: str = _setting("INFO", _log_level)
+    bff_api_keys: ClientKeys | None = _setting("", _client_keys, secret=True)
+    bff_openai_requests_per_minute: int = _setting("4", _positive_int)
+    bff_tripo_refine_requests_per_minute: int = _setting("6", _positive_int)
+    bff_tripo_other_requests_per_minute: int = _setting("12", _positive_int)
+    bff_status_requests_per_minute: int = _setting("600", _positive_int)
+    bff_tripo_concurrency: int = _setting("10", _positive_int)
+    bff_tripo_refine_concurrency: int = _setting("5", _positive_int)
+    bff_openai_tasks_per_minute: int = _setting("5", _positive_int)
+    bff_openai_window_seconds: float = _setting("60", _positive_number)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name, spec in _SPECS.items():
+        values: dict[str, Any] = {}
+        for name, spec in specs().items():
             sandbox_default = spec.sandbox_default if values.get("bff_sandbox") else None
             if sandbox_default:
                 sandbox_default = sandbox_default.format(sandbox_port=values["bff_sandbox_port"])
@@ -189,10 +168,15 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a response or a log line (the Redis password
         on its own too, as an error message may quote it without the URL)."""
-        values = [getattr(self, name.lower()) for name, spec in _SPECS.items() if spec.secret]
+        values = [getattr(self, name.lower()) for name, spec in specs().items() if spec.secret]
         values.append(urlparse(self.redis_url).password)
         values.extend(self.bff_api_keys.plain_keys if self.bff_api_keys else ())
         return tuple(value for value in values if value and isinstance(value, str))
+
+
+def specs() -> dict[str, _Spec]:
+    """Every environment variable the BFF reads, in declaration order, with its spec."""
+    return {item.name.upper(): item.metadata["spec"] for item in fields(Settings)}
 
 
 def _read(name: str, spec: _Spec, environ: Mapping[str, str], sandbox_default: str | None) -> object:
@@ -209,7 +193,7 @@ def _read(name: str, spec: _Spec, environ: Mapping[str, str], sandbox_default: s
         raise SettingsError(f"{name} {error}; got {shown}") from None
 
 
-def _require_local_providers(values: dict) -> None:
+def _require_local_providers(values: dict[str, Any]) -> None:
     """Sandbox mode promises no real provider call: its provider URLs must be local."""
     for name in ("TRIPO_API_BASE_URL", "OPENAI_API_BASE_URL"):
         host = urlparse(values[name.lower()]).hostname

@@ -95,7 +95,7 @@ def _cube_mesh():
         v_axis = _cross(normal, u_axis)
         base = len(positions)
         for s, t in _CORNERS:
-            corner = (n + s * u + t * v for n, u, v in zip(normal, u_axis, v_axis))
+            corner = (n + s * u + t * v for n, u, v in zip(normal, u_axis, v_axis, strict=True))
             positions.append(tuple(0.5 * c for c in corner))
             normals.append(normal)
             uvs.append(((s + 1) / 2, (1 - t) / 2))  # glTF's UV origin is the image's top left

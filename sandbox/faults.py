@@ -12,7 +12,7 @@ response with a request id, and answer errors in the provider's shape.
 import dataclasses
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException

@@ -17,7 +17,8 @@ import io
 import re
 import time
 import uuid
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from flask import Flask, g, jsonify, request
 from flask.typing import ResponseReturnValue

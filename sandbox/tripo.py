@@ -15,8 +15,9 @@ import re
 import secrets
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -371,7 +372,7 @@ def _task_json(task: Task, now: float, signer: _Signer) -> dict:
 
 
 def _iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -47,7 +47,7 @@ def main() -> None:
 
 
 def bench_intake(count: int) -> None:
-    from bff import create_app
+    from bff.web import create_app
     from bff.settings import Settings
 
     client = create_app(Settings.from_env()).test_client()
@@ -65,17 +65,20 @@ def bench_poll_cycle(active: int) -> None:
 
     import workers.actors  # noqa: F401  (sets up the worker runtime)
     from tests.helpers import new_text_task
+    from workers import runtime
     from workers.polling import poll_cycle
     from workers.submission import submit
+
+    worker_runtime = runtime.current()
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     client.flushdb()
     for _ in range(active):
-        submit(new_text_task(client).id)
+        submit(worker_runtime, new_text_task(client).id)
     durations = []
     for _ in range(5):
         started = time.perf_counter()
-        poll_cycle()
+        poll_cycle(worker_runtime)
         durations.append((time.perf_counter() - started) * 1000)
     _report(f"poll cycle: {active} tasks in flight ({-(-active // 100)} batch reads each)", durations)
 

@@ -15,7 +15,7 @@ import io
 import struct
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 

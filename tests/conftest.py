@@ -67,7 +67,7 @@ def settings(redis_client):
 
 @pytest.fixture
 def app(settings):
-    from bff import create_app
+    from bff.web import create_app
 
     return create_app(settings)
 
@@ -80,9 +80,8 @@ def client(app):
 @pytest.fixture
 def worker_runtime(settings):
     """The worker runtime, rebuilt per test so a test may change settings."""
-    from workers import runtime
-
     import workers.actors  # noqa: F401  (declares the actors on the broker)
+    from workers import runtime
 
     built = runtime.WorkerRuntime.build(settings)
     runtime.install(built)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bff.task import Task
-from bff.task_store import TaskStore
+from bff.tasks.record import Kind, Service, Task
+from bff.tasks.store import TaskStore
 
 
 def store_for(redis_client) -> TaskStore:
@@ -15,9 +15,35 @@ TEST_CLIENT = "address:127.0.0.1"
 
 
 def new_text_task(redis_client, *, prompt="a fox", style=None, texture=True, created_at=None) -> Task:
-    task = Task.new(service="tripo", kind="text_to_model", params={"prompt": prompt, "style": style, "texture": texture},
+    task = Task.new(service=Service.TRIPO, kind=Kind.TEXT_TO_MODEL,
+                    params={"prompt": prompt, "style": style, "texture": texture},
                     request_id="req-test", client=TEST_CLIENT)
     if created_at is not None:
         task = task.evolve(created_at=created_at)
     store_for(redis_client).create(task)
     return task
+
+
+# The worker steps, run in the test's thread with the runtime the test installed (the
+# same one the actors of a running test worker use).
+def submit(task_id: str) -> float | None:
+    from workers import runtime, submission
+
+    return submission.submit(runtime.current(), task_id)
+
+
+def poll_cycle() -> None:
+    from workers import polling, runtime
+
+    polling.poll_cycle(runtime.current())
+
+
+def reconcile_open_tasks() -> None:
+    from workers import reconcile, runtime
+
+    reconcile.reconcile_open_tasks(runtime.current())
+
+
+def queued(redis_client, queue: str) -> int:
+    """Messages waiting in a Dramatiq queue (the Redis broker keeps each queue in a list)."""
+    return redis_client.llen(f"dramatiq:{queue}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bff.error_codes import TASK_ERROR_CODES
-from bff.settings import _SPECS
+from bff.settings import specs
+from bff.tasks.error_codes import TASK_ERROR_CODES
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -20,7 +20,7 @@ def table_rows() -> dict[str, str]:
 def test_every_setting_is_documented_with_its_default():
     documented = table_rows()
 
-    for name, spec in _SPECS.items():
+    for name, spec in specs().items():
         assert name in documented, f"{name} missing from the README settings table"
         if spec.default is None:
             assert documented[name].startswith("(required"), name

@@ -15,11 +15,12 @@ from redis.exceptions import LockError
 
 from bff.logs import task_context
 from bff.providers.errors import ProviderError
-from bff.queue import POLL_QUEUE, POLL_TASKS, REFRESH_OUTPUT_URLS, SUBMIT_QUEUE, SUBMIT_TASK
+from bff.providers.tripo_status import snapshot_from_tripo
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.tasks.queue import POLL_QUEUE, POLL_TASKS, REFRESH_OUTPUT_URLS, SUBMIT_QUEUE, SUBMIT_TASK
 
-from .broker import broker  # noqa: F401  (sets the broker before the actors bind to it)
 from . import runtime
+from .broker import broker  # noqa: F401  (sets the broker before the actors bind to it)
 from .polling import cache_output_urls, poll_cycle
 from .submission import submit
 
@@ -31,11 +32,12 @@ POLL_LOCK_SECONDS = 120  # longer than any cycle; frees itself if a worker dies 
 
 @dramatiq.actor(actor_name=SUBMIT_TASK, queue_name=SUBMIT_QUEUE, max_retries=0, priority=10)
 def submit_task(task_id: str, request_id: str) -> None:
+    worker_runtime = runtime.current()
     with task_context(task_id, request_id):
-        retry_in = submit(task_id)
+        retry_in = submit(worker_runtime, task_id)
         if retry_in is not None:
             log.info("submission will be retried", extra={"delay_seconds": round(retry_in, 1)})
-            runtime.current().services.queue.submit_later(task_id, request_id, retry_in)
+            worker_runtime.queue.submit_later(task_id, request_id, retry_in)
 
 
 @dramatiq.actor(actor_name=POLL_TASKS, queue_name=POLL_QUEUE, max_retries=0, priority=0)
@@ -49,7 +51,7 @@ def poll_tasks(sent_at: float) -> None:
     if not lock.acquire():
         return
     try:
-        poll_cycle()
+        poll_cycle(worker_runtime)
     finally:
         try:
             lock.release()
@@ -61,10 +63,11 @@ def poll_tasks(sent_at: float) -> None:
 def refresh_output_urls(task_id: str, request_id: str) -> None:
     worker_runtime = runtime.current()
     with task_context(task_id, request_id):
-        task = worker_runtime.services.store.get(task_id)
+        task = worker_runtime.store.get(task_id)
         if task is None or not task.provider_task_id:
             return
         try:
-            cache_output_urls(task_id, worker_runtime.tripo.get_task(task.provider_task_id))
+            provider_task = worker_runtime.tripo.get_task(task.provider_task_id)
+            cache_output_urls(worker_runtime, task_id, snapshot_from_tripo(provider_task))
         except ProviderError as error:
             log.warning("could not refresh output urls", extra={"error_code": error.error_code})

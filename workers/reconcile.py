@@ -23,21 +23,22 @@ from __future__ import annotations
 import logging
 import time
 
-from bff.error_codes import task_error
 from bff.logs import task_context
 from bff.providers import openai, tripo
-from bff.capacity import all_buckets
-from bff.task import CLAIMED, NOT_SUBMITTED, Task
+from bff.tasks import lifecycle
+from bff.tasks.capacity import all_buckets
+from bff.tasks.error_codes import task_error
+from bff.tasks.record import CLAIMED, NOT_SUBMITTED, Service, Task
 
-from . import runtime
+from .runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
 _CALL_MARGIN_SECONDS = 30
 # The longest a provider call can hold a claim: its connect and read timeouts, plus margin.
 CLAIM_TIMEOUT_SECONDS = {
-    "tripo": tripo.CONNECT_TIMEOUT_SECONDS + tripo.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
-    "openai": openai.CONNECT_TIMEOUT_SECONDS + openai.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
+    Service.TRIPO: tripo.CONNECT_TIMEOUT_SECONDS + tripo.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
+    Service.OPENAI: openai.CONNECT_TIMEOUT_SECONDS + openai.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
 }
 # A task not yet sent whose message has not run this long after it was due is nudged again.
 NUDGE_AFTER_SECONDS = 60
@@ -47,13 +48,13 @@ UNSENT_CLAIM_SECONDS = 30
 _BATCH = 200
 
 
-def reconcile_open_tasks() -> None:
-    settle_open_tasks()
-    dispatch_waiting_tasks()
+def reconcile_open_tasks(runtime: WorkerRuntime) -> None:
+    settle_open_tasks(runtime)
+    dispatch_waiting_tasks(runtime)
 
 
-def settle_open_tasks() -> None:
-    store = runtime.current().services.store
+def settle_open_tasks(runtime: WorkerRuntime) -> None:
+    store = runtime.store
     ids = store.open_task_ids()
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
@@ -61,67 +62,50 @@ def settle_open_tasks() -> None:
         store.forget(set(batch) - {task.id for task in tasks})
         for task in tasks:
             try:
-                _settle(task, time.time())
+                _settle(runtime, task, time.time())
             except Exception:
                 # One odd record must not stop the others from moving on.
                 log.exception("could not reconcile a task", extra={"open_task": task.id})
 
 
-def _settle(task: Task, now: float) -> None:
-    worker_runtime = runtime.current()
-    store = worker_runtime.services.store
+def _settle(runtime: WorkerRuntime, task: Task, now: float) -> None:
     if task.submission == CLAIMED:
         claim_age = now - (task.claimed_at or 0)
         if task.sending_at is None and claim_age > UNSENT_CLAIM_SECONDS:
-            _release_unsent_claim(task, now)
-        elif task.sending_at is not None and claim_age > CLAIM_TIMEOUT_SECONDS[task.service]:
-            _fail(task, "provider_outcome_unknown", "the worker stopped during the provider call")
+            _release_unsent_claim(runtime, task, now)
+        elif task.sending_at is not None and claim_age > CLAIM_TIMEOUT_SECONDS[Service(task.service)]:
+            _fail(runtime, task, "provider_outcome_unknown", "the worker stopped during the provider call")
         return
-    if task.past_deadline(now, worker_runtime.settings.bff_task_deadline_seconds):
-        _fail(task, "timeout")
+    if lifecycle.past_deadline(task, now, runtime.settings.bff_task_deadline_seconds):
+        _fail(runtime, task, "timeout")
     elif task.submission == NOT_SUBMITTED and now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS:
-        if store.update(task.id, lambda current: _nudged(current, now)):
-            worker_runtime.services.queue.submit(task.id, task.request_id)
+        if runtime.store.update(task.id, lambda current: lifecycle.nudge(current, now)):
+            runtime.queue.submit(task.id, task.request_id)
             with task_context(task.id, task.request_id):
                 log.warning("nudged a task whose message was lost")
 
 
-def dispatch_waiting_tasks() -> None:
-    worker_runtime = runtime.current()
-    store = worker_runtime.services.store
-    for bucket in all_buckets(worker_runtime.settings):
+def dispatch_waiting_tasks(runtime: WorkerRuntime) -> None:
+    store = runtime.store
+    for bucket in all_buckets(runtime.settings):
         oldest = store.oldest_waiting(bucket, store.free_capacity(bucket))
         tasks = store.get_many(oldest)
         store.forget(set(oldest) - {task.id for task in tasks})
         for task in tasks:
             # A dispatched message that is lost is sent again once the mark expires.
             if store.mark_dispatched(task.id, NUDGE_AFTER_SECONDS):
-                worker_runtime.services.queue.submit(task.id, task.request_id)
+                runtime.queue.submit(task.id, task.request_id)
 
 
-def _release_unsent_claim(task: Task, now: float) -> None:
-    worker_runtime = runtime.current()
-
-    def release(current: Task) -> Task | None:
-        if not current.same_attempt(task) or current.sending_at is not None:
-            return None
-        return current.evolve(submission=NOT_SUBMITTED, claimed_at=None, next_attempt_at=now)
-
-    if worker_runtime.services.store.update(task.id, release):
-        worker_runtime.services.queue.submit(task.id, task.request_id)
+def _release_unsent_claim(runtime: WorkerRuntime, task: Task, now: float) -> None:
+    if runtime.store.update(task.id, lambda current: lifecycle.release_unsent_claim(current, task, now)):
+        runtime.queue.submit(task.id, task.request_id)
         with task_context(task.id, task.request_id):
             log.warning("released the claim of a worker that stopped before sending; sending again")
 
 
-def _nudged(task: Task, now: float) -> Task | None:
-    return task.evolve(next_attempt_at=now) if task.submission == NOT_SUBMITTED else None
-
-
-def _fail(task: Task, code: str, detail: str | None = None) -> None:
-    store = runtime.current().services.store
-    failed = store.update(
-        task.id, lambda current: current.failed(task_error(code, detail)) if current.same_attempt(task) else None
-    )
+def _fail(runtime: WorkerRuntime, task: Task, code: str, detail: str | None = None) -> None:
+    failed = runtime.store.update(task.id, lambda current: lifecycle.fail(current, task, task_error(code, detail)))
     if failed:
         with task_context(failed.id, failed.request_id):
             log.warning("task failed by reconciliation", extra={"error_code": code})

@@ -1,4 +1,8 @@
-"""What the worker code needs, built once per worker process from the settings."""
+"""What the worker code needs, built once per worker process from the settings.
+
+Actors read the process's runtime once, at their entry point, and hand it (or the parts
+a function needs) down; nothing below them looks it up.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from dataclasses import dataclass
 
 from bff.providers.openai import OpenAIClient
 from bff.providers.tripo import TripoClient
-from bff.services import Services
 from bff.settings import Settings
+from bff.tasks.queue import TaskQueue
+from bff.tasks.services import Services
+from bff.tasks.store import TaskStore
 
 
 @dataclass(frozen=True)
@@ -20,8 +26,16 @@ class WorkerRuntime:
     def settings(self) -> Settings:
         return self.services.settings
 
+    @property
+    def store(self) -> TaskStore:
+        return self.services.store
+
+    @property
+    def queue(self) -> TaskQueue:
+        return self.services.queue
+
     @classmethod
-    def build(cls, settings: Settings) -> "WorkerRuntime":
+    def build(cls, settings: Settings) -> WorkerRuntime:
         return cls(
             services=Services.build(settings),
             tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key),
@@ -38,6 +52,7 @@ def install(runtime: WorkerRuntime) -> None:
 
 
 def current() -> WorkerRuntime:
+    """For actors' entry points only."""
     if _current is None:
         raise RuntimeError("worker runtime not installed: import workers.actors (or workers.broker) first")
     return _current

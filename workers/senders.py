@@ -1,25 +1,27 @@
 """The one provider call of each service, made once a worker holds a task's claim.
 
-A sender makes the call and returns the change to record on the task. Failures leave
-as ``ProviderError``; ``workers.submission`` decides what they mean for the task.
+A sender makes the call and returns the change to record on the task (a
+``bff.tasks.lifecycle`` transition guarded by the claim). Failures leave as
+``ProviderError``; ``workers.submission`` decides what they mean for the task.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from bff.openai_requests import openai_edit_request
-from bff.task import COMPLETED, PROCESSING, SUBMITTED, Task
-from bff.tripo_requests import tripo_create_request
-from bff.uploads import sniff_format
+from bff.providers.openai_requests import openai_edit_request
+from bff.providers.tripo_requests import tripo_create_request
+from bff.tasks import lifecycle
+from bff.tasks.image_formats import sniff_format
+from bff.tasks.lifecycle import TaskChange
+from bff.tasks.record import IMAGE_FORMAT, IMAGES, PROCESSING, Service, Task
+from bff.tasks.store import TaskStore
 
-from . import runtime
+from .runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
-
-TaskChange = Callable[[Task], Task]
 
 
 class MissingUpload(Exception):
@@ -30,51 +32,40 @@ class ClaimLost(Exception):
     """Reconciliation gave the task to another worker while this one stalled: send nothing."""
 
 
-def mark_sending(task: Task, **changes) -> None:
-    """Record that the provider call is about to leave, if this worker still holds the
-    claim. A worker that dies before this point sent nothing (the task can be sent again);
-    after it, the call may have been billed (see workers.reconcile)."""
-    store = runtime.current().services.store
-
-    def sending(current: Task) -> Task | None:
-        if not current.same_attempt(task) or current.sending_at is not None:
-            return None
-        return current.evolve(sending_at=time.time(), **changes)
-
-    if store.update(task.id, sending) is None:
-        raise ClaimLost(task.id)
+def mark_sending(store: TaskStore, claimed: Task, *, status: str | None = None) -> None:
+    """Record that the provider call is about to leave, if this worker still holds the claim."""
+    if store.update(claimed.id, lambda current: lifecycle.mark_sending(current, claimed, time.time(),
+                                                                        status=status)) is None:
+        raise ClaimLost(claimed.id)
 
 
-def send_to_tripo(task: Task) -> TaskChange:
+def send_to_tripo(runtime: WorkerRuntime, claimed: Task) -> TaskChange:
     """Create the task at Tripo; the poller follows it from there."""
-    worker_runtime = runtime.current()
-    path, body = tripo_create_request(task, worker_runtime.settings)
-    mark_sending(task)
-    provider_task_id = worker_runtime.tripo.create_task(path, body)
+    path, body = tripo_create_request(claimed, runtime.settings)
+    mark_sending(runtime.store, claimed)
+    provider_task_id = runtime.tripo.create_task(path, body)
     log.info("submitted", extra={"provider_task_id": provider_task_id})
     submitted_at = time.time()
-    return lambda current: current.evolve(
-        submission=SUBMITTED, provider_task_id=provider_task_id, submitted_at=submitted_at
-    )
+    return lambda current: lifecycle.sent(current, claimed, provider_task_id=provider_task_id, now=submitted_at)
 
 
-def send_to_openai(task: Task) -> TaskChange:
+def send_to_openai(runtime: WorkerRuntime, claimed: Task) -> TaskChange:
     """Run the edit; its images come back in the answer, so the task completes here."""
-    worker_runtime = runtime.current()
-    store = worker_runtime.services.store
-    upload = store.upload(task.id)
+    store = runtime.store
+    upload = store.upload(claimed.id)
     if upload is None:
-        raise MissingUpload(task.id)
-    mark_sending(task, status=PROCESSING)
-    images, request_id = worker_runtime.openai.edit_image(openai_edit_request(task, upload, worker_runtime.settings))
-    store.save_images(task.id, images)
+        raise MissingUpload(claimed.id)
+    mark_sending(store, claimed, status=PROCESSING)
+    images, request_id = runtime.openai.edit_image(openai_edit_request(claimed, upload, runtime.settings))
+    store.save_images(claimed.id, images)
     log.info("edited", extra={"images": len(images), "provider_request_id": request_id})
-    outputs = {"images": len(images), "image_format": sniff_format(images[0]) or "PNG"}
-    submitted_at = time.time()
-    return lambda current: current.evolve(
-        status=COMPLETED, progress=100, submission=SUBMITTED, submitted_at=submitted_at,
-        provider_request_id=request_id, outputs=outputs,
-    )
+    outputs = {IMAGES: len(images), IMAGE_FORMAT: sniff_format(images[0]) or "PNG"}
+    completed_at = time.time()
+    return lambda current: lifecycle.completed_by_provider(
+        current, claimed, outputs=outputs, provider_request_id=request_id, now=completed_at)
 
 
-SENDERS: dict[str, Callable[[Task], TaskChange]] = {"tripo": send_to_tripo, "openai": send_to_openai}
+SENDERS: dict[str, Callable[[WorkerRuntime, Task], TaskChange]] = {
+    Service.TRIPO: send_to_tripo,
+    Service.OPENAI: send_to_openai,
+}

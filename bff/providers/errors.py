@@ -14,6 +14,7 @@ Every failure of a provider call becomes a ``ProviderError`` with one of three o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 import urllib3
@@ -109,10 +110,12 @@ def classify_openai_response(
     http_status: int, body: dict | None, *, request_id: str | None, retry_after: float | None
 ) -> ProviderError:
     """Classify an OpenAI answer that is an error (HTTP >= 400)."""
-    error = (body or {}).get("error") if isinstance((body or {}).get("error"), dict) else {}
+    error: dict = (body or {}).get("error") or {}
+    if not isinstance(error, dict):
+        error = {}
     code = error.get("code")
     detail = str(error.get("message") or f"HTTP {http_status}")[:300]
-    details = {"provider_code": code, "request_id": request_id}
+    details: dict[str, Any] = {"provider_code": code, "request_id": request_id}
     if code in _OPENAI_CODES:
         return ProviderError(FINAL, _OPENAI_CODES[code], detail, **details)
     if http_status == 429:

@@ -61,12 +61,12 @@ class OpenAIClient:
         request_id = response.headers.get("x-request-id")
         body = _json_or_none(response)
         if not response.ok:
-            error = classify_openai_response(response.status_code, body, request_id=request_id,
-                                             retry_after=parse_retry_after(response.headers))
-            log.warning("openai edit failed", extra={"http_status": response.status_code, "outcome": error.outcome,
-                                                     "provider_code": error.provider_code,
+            failure = classify_openai_response(response.status_code, body, request_id=request_id,
+                                               retry_after=parse_retry_after(response.headers))
+            log.warning("openai edit failed", extra={"http_status": response.status_code, "outcome": failure.outcome,
+                                                     "provider_code": failure.provider_code,
                                                      "provider_request_id": request_id})
-            raise error
+            raise failure
         images = _decoded_images(body)
         if not images:
             raise unreadable_answer(creates=True, request_id=request_id)

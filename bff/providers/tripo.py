@@ -1,8 +1,8 @@
 """HTTP client for Tripo apiv3 (see shared/providers.md, "Tripo apiv3").
 
 It speaks the wire format and nothing else: building request bodies from a task's
-parameters lives in ``bff.tripo_requests``, and what a status means lives in
-``bff.status_mapping``. Every failure leaves here as a classified ``ProviderError``.
+parameters lives in ``bff.providers.tripo_requests``, and what a status means lives in
+``bff.providers.tripo_status``. Every failure leaves here as a classified ``ProviderError``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class TripoClient:
             raise ValueError(f"between 1 and {BATCH_READ_LIMIT} task ids per call")
         data, request_id = self._call("POST", "/tasks/list", {"task_ids": task_ids}, creates=False)
         tasks = data.get("tasks") if isinstance(data, dict) else None
-        if not isinstance(tasks, dict):
+        if not isinstance(data, dict) or not isinstance(tasks, dict):
             raise unreadable_answer(creates=False, request_id=request_id)
         missed = data.get("missed") or []
         return tasks, [task_id for task_id in missed if isinstance(task_id, str)]
@@ -80,7 +80,7 @@ class TripoClient:
             return envelope.get("data"), request_id
         if response.ok and not isinstance(envelope, dict):
             raise unreadable_answer(creates=creates, request_id=request_id)
-        error = classify_tripo_response(
+        failure = classify_tripo_response(
             response.status_code,
             envelope if isinstance(envelope, dict) else None,
             creates=creates,
@@ -89,10 +89,11 @@ class TripoClient:
         )
         log.warning(
             "tripo call failed",
-            extra={"provider_path": path, "http_status": response.status_code, "provider_code": error.provider_code,
-                   "provider_request_id": request_id, "outcome": error.outcome},
+            extra={"provider_path": path, "http_status": response.status_code,
+                   "provider_code": failure.provider_code, "provider_request_id": request_id,
+                   "outcome": failure.outcome},
         )
-        raise error
+        raise failure
 
 
 def _json_or_none(response: requests.Response):

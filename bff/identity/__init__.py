@@ -1,0 +1,1 @@
+"""Who is calling: app keys and users' sign-in tokens, checked without Flask."""

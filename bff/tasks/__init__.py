@@ -1,0 +1,1 @@
+"""The task and its rules, shared by the web and worker roles. No Flask, no provider HTTP."""

@@ -1,0 +1,36 @@
+"""What both roles need to work on tasks (Redis, the task store, the queue), built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from bff.redis_client import build_redis
+from bff.settings import Settings
+from bff.tasks.queue import TaskQueue
+from bff.tasks.store import TaskStore
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    store: TaskStore
+    queue: TaskQueue
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        client = build_redis(settings.redis_url, verify_tls=settings.redis_tls_verify)
+        return cls(
+            settings=settings,
+            redis=client,
+            store=TaskStore(
+                client,
+                retention_seconds=settings.bff_result_ttl_seconds,
+                open_ttl_seconds=settings.bff_task_deadline_seconds + settings.bff_result_ttl_seconds,
+            ),
+            # This broker only enqueues (the worker role declares its own), so it needs no middleware.
+            queue=TaskQueue(RedisBroker(client=client, middleware=[])),
+        )

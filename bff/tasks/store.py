@@ -1,0 +1,278 @@
+"""Task records in Redis, and the indexes the poller walks.
+
+Keys (all under ``bff:``):
+- ``task:{id}``: the task record as JSON. Expires ``retention_seconds`` after the task
+  ends (and, as a backstop, ``open_ttl_seconds`` after creation if it never ends).
+- ``tasks:open``: sorted set of every non-terminal task, scored by creation time (the
+  deadline sweep reads it).
+- ``tasks:polling:{service}``: sorted set of tasks submitted to a provider and not yet
+  seen terminal: the only tasks the poller spends provider calls on.
+- ``task:{id}:urls``: the provider's signed output URLs, kept only as long as they live.
+- ``task:{id}:upload``: an uploaded input image (hash: data, content_type, filename),
+  deleted when the task ends.
+- ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
+- ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
+  step with their records), or the start times of a rolling-window bucket.
+- ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
+
+Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
+the record, applies a pure change function, and writes the record and its index entries
+together. A terminal record is final: no change applies to it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
+from .lifecycle import TaskChange
+from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
+
+_PREFIX = "bff:"
+_OPEN = f"{_PREFIX}tasks:open"
+
+
+def task_key(task_id: str, part: str | None = None) -> str:
+    """The record's key, or the key of one of its parts (urls, upload, images, dispatched)."""
+    return f"{_PREFIX}task:{task_id}" + (f":{part}" if part else "")
+
+
+def _capacity_key(bucket: str, part: str) -> str:
+    """A capacity bucket's ``in_use`` or ``waiting`` set."""
+    return f"{_PREFIX}capacity:{bucket}:{part}"
+
+
+def _polling_key(service: str) -> str:
+    return f"{_PREFIX}tasks:polling:{service}"
+
+
+class TransactionContention(Exception):
+    """Other writers kept winning: the caller fails as on Redis being unavailable (a web
+    request answers 503 with Retry-After; a worker tries again on its next nudge)."""
+
+
+# Conflicts are short-lived (a few writers on one task or bucket); this many attempts with
+# growing random pauses gets through any realistic burst.
+_TRANSACTION_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class Remembered:
+    key: str
+    value: str
+    ttl_seconds: int
+
+
+class TaskStore:
+    def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float):
+        self._redis = client
+        self._retention_seconds = max(1, int(retention_seconds))
+        # A backstop: an open record outlives its deadline only if no worker ever runs.
+        self._open_ttl_seconds = max(1, int(open_ttl_seconds))
+
+    def create(self, task: Task, upload: Upload | None = None, remember: Remembered | None = None) -> None:
+        """Record a new task in one transaction, with its uploaded input when it has one,
+        and with a value to remember alongside (an idempotency answer): all or nothing."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
+            pipe.zadd(_OPEN, {task.id: task.created_at})
+            if upload is not None:
+                pipe.hset(task_key(task.id, "upload"), mapping=upload.as_mapping())  # type: ignore[arg-type]
+                pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
+            if remember is not None:
+                pipe.set(remember.key, remember.value, ex=remember.ttl_seconds)
+            pipe.execute()
+
+    def upload(self, task_id: str) -> Upload | None:
+        fields = self._redis.hgetall(task_key(task_id, "upload"))
+        return Upload.from_mapping(fields) if fields else None
+
+    def save_images(self, task_id: str, images: list[bytes]) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(task_key(task_id, "images"))
+            pipe.rpush(task_key(task_id, "images"), *images)
+            pipe.expire(task_key(task_id, "images"), self._retention_seconds)
+            pipe.execute()
+
+    # Results are bytes: the client decodes no responses.
+    def image(self, task_id: str, index: int) -> bytes | None:
+        return self._redis.lindex(task_key(task_id, "images"), index)  # type: ignore[return-value]
+
+    def images(self, task_id: str) -> list[bytes]:
+        return self._redis.lrange(task_key(task_id, "images"), 0, -1)  # type: ignore[return-value]
+
+    def get(self, task_id: str) -> Task | None:
+        raw = self._redis.get(task_key(task_id))
+        return Task.from_json(raw) if raw else None
+
+    def get_many(self, task_ids: list[str]) -> list[Task]:
+        """The tasks that still exist among ``task_ids``, in order, in one round trip."""
+        if not task_ids:
+            return []
+        raws = self._redis.mget([task_key(task_id) for task_id in task_ids])
+        return [Task.from_json(raw) for raw in raws if raw]
+
+    def update(self, task_id: str, change: TaskChange) -> Task | None:
+        """Apply ``change`` to an open task atomically.
+
+        Returns the new record, or None when nothing was written: the task is unknown or
+        terminal, or ``change`` returned None. ``change`` may run more than once when
+        another writer gets in first, so it must not have side effects.
+        """
+
+        def body(pipe, current: Task) -> Task | None:
+            updated = change(current)
+            if updated is not None:
+                pipe.multi()
+                self._write(pipe, updated)
+            return updated
+
+        return self._transaction((task_key(task_id),), body)
+
+    def claim(self, task_id: str, bucket: Bucket, decide: Callable[[Task, bool], Task | None]) -> Task | None:
+        """Take capacity for an open task, or queue it, in one transaction.
+
+        ``decide(task, admitted)`` returns the new record: ``admitted`` is true when the
+        bucket has room for this task after every older waiting task. Returns the new
+        record, or None when nothing was written.
+        """
+        in_use, waiting = _capacity_key(bucket.name, "in_use"), _capacity_key(bucket.name, "waiting")
+
+        def body(pipe, current: Task) -> Task | None:
+            now = time.time()
+            older_waiting = pipe.zcount(waiting, "-inf", f"({current.created_at}")
+            updated = decide(current, older_waiting < bucket.limit - self._in_use(pipe, bucket, now))
+            if updated is None:
+                return None
+            pipe.multi()
+            self._write(pipe, updated)
+            if bucket.window_seconds and updated.submission == CLAIMED:
+                pipe.zremrangebyscore(in_use, "-inf", now - bucket.window_seconds)
+                pipe.zadd(in_use, {f"{task_id}:{now}": now})
+            return updated
+
+        return self._transaction((task_key(task_id), in_use, waiting), body)
+
+    def _transaction(self, keys: tuple[str, ...], body) -> Task | None:
+        """Optimistic transaction on an open task (``keys[0]``) and the other ``keys``:
+        ``body(pipe, task)`` reads, then queues its writes after ``pipe.multi()`` and
+        returns the new record (or None to write nothing). Runs again, after a short
+        random pause, when another writer changed a watched key first."""
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*keys)
+                    raw = pipe.get(keys[0])
+                    current = Task.from_json(raw) if raw else None
+                    if current is None or current.is_terminal:
+                        return None
+                    updated = body(pipe, current)
+                    if updated is not None:
+                        pipe.execute()
+                    return updated
+                except redis.WatchError:
+                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise TransactionContention(f"gave up after {_TRANSACTION_ATTEMPTS} conflicting writes to {keys[0]}")
+
+    def free_capacity(self, bucket: Bucket) -> int:
+        return max(0, bucket.limit - self._in_use(self._redis, bucket, time.time()))
+
+    def oldest_waiting(self, bucket: Bucket, count: int) -> list[str]:
+        return _decoded(self._redis.zrange(_capacity_key(bucket.name, "waiting"), 0, count - 1)) if count > 0 else []
+
+    def queue_position(self, task: Task) -> int | None:
+        """1 for the next task to be sent, when the task waits for capacity."""
+        if task.submission != WAITING:
+            return None
+        rank = self._redis.zrank(_capacity_key(bucket_name(task.service, task.kind), "waiting"), task.id)
+        return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
+
+    def mark_dispatched(self, task_id: str, seconds: float) -> bool:
+        """True for the one caller that should send this waiting task now."""
+        return bool(self._redis.set(task_key(task_id, "dispatched"), "1", nx=True, px=int(seconds * 1000)))
+
+    def clear_dispatched(self, task_id: str) -> None:
+        self._redis.delete(task_key(task_id, "dispatched"))
+
+    @staticmethod
+    def _in_use(client, bucket: Bucket, now: float) -> int:
+        key = _capacity_key(bucket.name, "in_use")
+        if bucket.window_seconds:
+            return client.zcount(key, f"({now - bucket.window_seconds}", "+inf")
+        return client.zcard(key)
+
+    def open_task_ids(self) -> list[str]:
+        return _decoded(self._redis.zrange(_OPEN, 0, -1))
+
+    def forget(self, task_ids: set[str]) -> None:
+        """Drop every index entry of tasks whose records are gone (expired, evicted,
+        deleted by hand): a stale capacity entry would hold a slot, or block its queue,
+        for good."""
+        if task_ids:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(_OPEN, *task_ids)
+                for service in Service:
+                    pipe.zrem(_polling_key(service), *task_ids)
+                for bucket in BUCKET_NAMES:
+                    pipe.zrem(_capacity_key(bucket, "in_use"), *task_ids)
+                    pipe.zrem(_capacity_key(bucket, "waiting"), *task_ids)
+                pipe.execute()
+
+    def polling_task_ids(self, service: str) -> list[str]:
+        """Tasks submitted to ``service`` and still running there, oldest first."""
+        return _decoded(self._redis.zrange(_polling_key(service), 0, -1))
+
+    def cache_output_urls(self, task_id: str, urls: dict[str, str], ttl_seconds: float) -> None:
+        self._redis.set(task_key(task_id, "urls"), json.dumps(urls), px=max(1, int(ttl_seconds * 1000)))
+
+    def cached_output_urls(self, task_id: str) -> dict[str, str]:
+        raw = self._redis.get(task_key(task_id, "urls"))
+        return json.loads(raw) if raw else {}
+
+    def claim_url_refresh(self, task_id: str, seconds: float) -> bool:
+        """True for the one caller that should ask a worker for fresh URLs right now."""
+        key = task_key(task_id, "urls-refreshing")
+        return bool(self._redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
+
+    def _write(self, pipe: redis.client.Pipeline, task: Task) -> None:
+        key = task_key(task.id)
+        if task.is_terminal:
+            pipe.set(key, task.to_json(), ex=self._retention_seconds)
+        else:
+            # The backstop TTL runs from the last change: a task waiting its turn for hours
+            # keeps its record and its upload.
+            pipe.set(key, task.to_json(), ex=self._open_ttl_seconds)
+            pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
+        if task.is_terminal:
+            pipe.delete(task_key(task.id, "upload"))  # inputs are not kept past their use
+            pipe.zrem(_OPEN, task.id)
+            pipe.zrem(_polling_key(task.service), task.id)
+        elif task.submission == SUBMITTED:
+            pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at or task.updated_at})
+        self._write_capacity(pipe, task)
+
+    @staticmethod
+    def _write_capacity(pipe: redis.client.Pipeline, task: Task) -> None:
+        """Keep a task's capacity entries in step with its record: that is what frees a
+        slot whatever ends the task, so no slot can leak."""
+        bucket = bucket_name(task.service, task.kind)
+        open_ = not task.is_terminal
+        if open_ and task.submission == WAITING:
+            pipe.zadd(_capacity_key(bucket, "waiting"), {task.id: task.created_at})
+        else:
+            pipe.zrem(_capacity_key(bucket, "waiting"), task.id)
+        if bucket in IN_FLIGHT_BUCKETS:
+            if open_ and task.submission in (CLAIMED, SUBMITTED):
+                pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
+            else:
+                pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
+
+
+def _decoded(values: list) -> list[str]:
+    return [value.decode() if isinstance(value, bytes) else value for value in values]

@@ -1,0 +1,99 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, g, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from bff.logs import configure_logging, log_mode, new_request_id, set_request_id
+from bff.settings import Settings
+from bff.tasks.services import Services
+from bff.web.clients import API_KEY_HEADER, identify_client
+from bff.web.errors import BffApi, register_error_handlers
+from bff.web.rate_limits import init_rate_limits
+
+from .routes import generate, health, styles, tasks
+
+API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos into 3D models
+(Tripo) and 2D concept images (OpenAI).
+
+Every generation endpoint answers `202 Accepted` with a `task_id` and a `status_url`;
+poll the status until it is `completed` or `failed`. Errors always have the shape
+`{"code", "status", "message", "errors"?}`; each response carries an `X-Request-ID`.
+"""
+
+access_log = logging.getLogger("bff.access")
+
+_SWAGGER_ASSETS = "/docs/assets/"
+# JSON bodies are small; anything larger is a mistake or an attack (answered 413).
+MAX_REQUEST_BYTES = 1024 * 1024
+SANDBOX_NOTICE = (
+    "**SANDBOX MODE**: this instance talks to provider stand-ins, not to Tripo or OpenAI. "
+    "Results are sample files and cost nothing.\n\n"
+)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.bff_log_level, settings.secrets())
+    log_mode(settings)
+    app = Flask(__name__)
+    app.config.update(_openapi_config(settings), MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
+    app.extensions["bff"] = Services.build(settings)
+    # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    api = BffApi(app)
+    # Swagger UI's "Authorize" button sends the key with every tried request.
+    api.spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
+    for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
+        api.register_blueprint(blueprint)
+    register_error_handlers(app)
+    _register_request_hooks(app)
+    app.before_request(lambda: identify_client(settings.bff_api_keys))
+    init_rate_limits(app, settings)  # after identify_client: limits are per client
+    app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
+    return app
+
+
+def _openapi_config(settings: Settings) -> dict:
+    description = (SANDBOX_NOTICE if settings.bff_sandbox else "") + API_DESCRIPTION
+    return {
+        "API_TITLE": "makeit3d BFF",
+        "API_VERSION": "1.0",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        # Served by the app itself so the docs work with no internet.
+        "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
+        # Links to an operation can be shared; "Try it out" is open at once.
+        "OPENAPI_SWAGGER_UI_CONFIG": {"deepLinking": True, "tryItOutEnabled": True},
+        "API_SPEC_OPTIONS": {"info": {"description": description}, "security": [{"ApiKey": []}]},
+    }
+
+
+def _swagger_asset(filename: str):
+    return send_from_directory(swagger_ui_path, filename)
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        g.started = time.monotonic()
+        g.request_id = new_request_id(request.headers.get("X-Request-ID"))
+        set_request_id(g.request_id)
+
+    @app.after_request
+    def return_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id") or ""
+        # The path only: query strings are the client's business, not the log's.
+        access_log.info("request", extra={
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "duration_ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
+        })
+        return response

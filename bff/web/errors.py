@@ -1,0 +1,89 @@
+"""One JSON error shape for every failure a client can meet.
+
+flask-smorest's shape ``{"code", "status", "message", "errors"?}`` is used for every
+status, including the ones raised outside a view (404 on an unknown path, 405, 413) and
+unexpected exceptions (500, whose body never carries the exception's text). Redis being
+unreachable (or too contended to write) is a 503 that tells the client to retry, not a 500.
+This is the one place that turns a refusal (``bff.web.refusals``) into an HTTP answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.tasks.store import TransactionContention
+
+from .refusals import InFlight, InvalidInput, Refusal, TaskNotFound, TaskNotReady, Unauthenticated, Unavailable
+from .schemas import ErrorResponse
+
+log = logging.getLogger(__name__)
+
+# How long a client should wait before retrying after a 503.
+RETRY_AFTER_SECONDS = 5
+
+_DEFAULT_MESSAGES = {
+    400: "The request could not be read; see 'errors'.",
+    404: "Not found.",
+    405: "This method is not allowed on this path.",
+    413: "The request body is too large.",
+    422: "The request is invalid; see 'errors' for each field.",
+    500: "Internal error. It has been logged; retry, and report the X-Request-ID if it persists.",
+    503: "The service is temporarily unavailable; retry shortly.",
+}
+
+
+class BffApi(Api):
+    """flask-smorest's Api, with a message on every error and the error shape documented
+    with examples. (Flask itself logs the exception behind a 500, through the JSON handler.)"""
+
+    ERROR_SCHEMA = ErrorResponse
+
+    def handle_http_exception(self, error: HTTPException):
+        payload, status, headers = super().handle_http_exception(error)
+        payload.setdefault("message", _DEFAULT_MESSAGES.get(status) or error.description)
+        return payload, status, headers
+
+
+_REFUSAL_STATUSES: dict[type[Refusal], int] = {
+    Unauthenticated: 401,
+    TaskNotFound: 404,
+    TaskNotReady: 409,
+    InFlight: 409,
+    InvalidInput: 422,
+    Unavailable: 503,
+}
+
+
+def register_error_handlers(app) -> None:
+    for error_class in (*REDIS_UNAVAILABLE_ERRORS, TransactionContention):
+        app.register_error_handler(error_class, _redis_unavailable)
+    app.register_error_handler(Refusal, _refused)
+
+
+def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None):
+    """The one error shape, for answers made outside flask-smorest's own handler."""
+    body: dict = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _refused(refusal: Refusal):
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else None
+    return error_response(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
+                          headers=headers)
+
+
+def _redis_unavailable(error: Exception):
+    log.error("redis unavailable", extra={"error": type(error).__name__})
+    return error_response(503, "Task storage is unreachable; retry shortly.",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

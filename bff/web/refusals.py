@@ -1,0 +1,44 @@
+"""Why a request is refused, as exceptions the code below the routes raises.
+
+Intake, idempotency and identity say *what* is wrong; ``bff.web.errors`` alone decides
+which HTTP answer each reason gets.
+"""
+
+from __future__ import annotations
+
+
+class Refusal(Exception):
+    """A request refused for a reason the client can act on; the message says which."""
+
+    retry_after: int | None = None
+    field_errors: dict | None = None
+
+    def __init__(self, message: str, *, retry_after: int | None = None, field_errors: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.field_errors = field_errors
+
+
+class Unauthenticated(Refusal):
+    """No acceptable credentials."""
+
+
+class TaskNotFound(Refusal):
+    """No such task for this client (another client's task is not found either)."""
+
+
+class TaskNotReady(Refusal):
+    """The task exists but is not in a state that allows this (not completed, not a model)."""
+
+
+class InvalidInput(Refusal):
+    """A field or header is invalid in a way the schemas cannot see."""
+
+
+class InFlight(Refusal):
+    """The same request is still being handled; retry shortly."""
+
+
+class Unavailable(Refusal):
+    """Something the answer needs cannot be had right now; retry after ``retry_after``."""

@@ -1,0 +1,158 @@
+"""POST /generate/*: accept a generation request and answer 202 with a task to follow."""
+
+from __future__ import annotations
+
+from flask import g, request
+from flask_smorest import abort
+from werkzeug.datastructures import FileStorage
+
+from bff.tasks.record import Kind, Service, Upload
+
+from .. import idempotency
+from ..intake import Caller, accept
+from ..rate_limits import openai_requests, tripo_other_requests, tripo_refine_requests
+from ..schemas import (
+    ImageToImageRequest,
+    ImageToModelRequest,
+    RefineModelRequest,
+    SketchToModelRequest,
+    TaskAcceptedResponse,
+    TextToModelRequest,
+)
+from ..services import services
+from ..task_view import status_url
+from ..uploads import UploadRejected, UploadTooLarge, check_image
+from .docs import error_responses
+from .multipart import MULTIPART, Blueprint
+
+blp = Blueprint(
+    "generate",
+    __name__,
+    url_prefix="/generate",
+    description="Start a generation task. Each answers 202 with a task id; follow `status_url` until the "
+    "task is completed or failed.",
+)
+
+# Room for the form fields and multipart framing around the image itself.
+_MULTIPART_OVERHEAD_BYTES = 256 * 1024
+
+_ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "schema": {"type": "string"}}}
+
+
+def _accepted(service: Service, kind: Kind, args: dict, upload: Upload | None = None):
+    """202 with a new task made of the request's ``args``, or the first answer again for a
+    retry with the same Idempotency-Key."""
+    caller = Caller(client=g.client, request_id=g.request_id, endpoint=request.endpoint or "",
+                    idempotency_key=request.headers.get(idempotency.HEADER))
+    accepted = accept(services(), caller, service=service, kind=kind, args=args, status_url=status_url,
+                      upload=upload)
+    headers = {"Location": accepted.location}
+    if accepted.replayed:
+        headers[idempotency.REPLAYED_HEADER] = "true"
+    return accepted.body, 202, headers
+
+
+@blp.route("/text-to-model", methods=["POST"])
+@blp.arguments(TextToModelRequest, example={"prompt": "a friendly dragon sitting on a treasure chest",
+                                            "style": "cartoon", "texture": True})
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@error_responses(blp, 401, 409, 422, 429, 503)
+@blp.doc(parameters=[idempotency.HEADER_DOC])
+@tripo_other_requests
+def text_to_model(args: dict):
+    """Text to 3D model (Tripo)
+
+    Generates a 3D model (GLB) from a text prompt. `style` rewrites the prompt (see
+    GET /styles); `texture: false` gives a cheaper untextured draft.
+    """
+    return _accepted(Service.TRIPO, Kind.TEXT_TO_MODEL, args)
+
+
+@blp.route("/sketch-to-model", methods=["POST"])
+@blp.arguments(SketchToModelRequest, example={"image_url": "https://example.com/sketch.png", "texture": False})
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@error_responses(blp, 401, 409, 422, 429, 503)
+@blp.doc(parameters=[idempotency.HEADER_DOC])
+@tripo_other_requests
+def sketch_to_model(args: dict):
+    """Sketch to 3D model (Tripo)
+
+    Generates a 3D model from one image (a sketch or a photo) at a public https URL.
+    `prompt` and `style` are recorded but do not change the result: Tripo's image
+    endpoints take no prompt.
+    """
+    return _accepted(Service.TRIPO, Kind.SKETCH_TO_MODEL, args)
+
+
+@blp.route("/image-to-model", methods=["POST"])
+@blp.arguments(
+    ImageToModelRequest,
+    example={"image_urls": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
+                            "https://example.com/right.jpg"]},
+)
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@error_responses(blp, 401, 409, 422, 429, 503)
+@blp.doc(parameters=[idempotency.HEADER_DOC])
+@tripo_other_requests
+def image_to_model(args: dict):
+    """Photos to 3D model (Tripo)
+
+    Generates a 3D model from photos of one object from several sides, given in the
+    order **front, left, back, right** (`null` for a missing view; front is required).
+    One photo uses Tripo's single-image generation, two to four its multiview
+    generation. `prompt` and `style` are recorded but do not change the result.
+    """
+    return _accepted(Service.TRIPO, Kind.IMAGE_TO_MODEL, args)
+
+
+@blp.route("/refine-model", methods=["POST"])
+@blp.arguments(RefineModelRequest, example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@error_responses(blp, 401, 404, 409, 422, 429, 503)
+@blp.doc(parameters=[idempotency.HEADER_DOC])
+@tripo_refine_requests
+def refine_model(args: dict):
+    """Refine a model (Tripo)
+
+    Re-textures a completed model at a higher quality (detailed PBR texture), keeping
+    its geometry. The refinement is a new task with its own status. Recommended flow:
+    a cheap untextured draft (`texture: false`), then refine the one the user likes.
+    """
+    return _accepted(Service.TRIPO, Kind.REFINE_MODEL, args)
+
+
+@blp.before_request
+def _allow_uploads_on_the_upload_route():
+    if request.endpoint == "generate.image_to_image":
+        request.max_content_length = services().settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES
+
+
+@blp.route("/image-to-image", methods=["POST"])
+@blp.arguments(ImageToImageRequest, location=MULTIPART)
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@error_responses(blp, 401, 409, 413, 422, 429, 503)
+@blp.doc(parameters=[idempotency.HEADER_DOC])
+@openai_requests
+def image_to_image(args: dict):
+    """Image to concept images (OpenAI)
+
+    Turns a sketch or photo into `n` 2D concept images, guided by `prompt` (and `style`).
+    Follow the task like any other; when completed, `result_urls` link to the images
+    (and `?include=b64_json` on the status adds them inline).
+    """
+    image = args.pop("image")
+    upload = _checked_upload(image)
+    return _accepted(Service.OPENAI, Kind.IMAGE_TO_IMAGE, args, upload)
+
+
+def _checked_upload(image) -> Upload:
+    if not isinstance(image, FileStorage):
+        abort(422, errors={MULTIPART: {"image": ["Must be a file."]}})
+    max_bytes = services().settings.max_upload_bytes
+    try:
+        checked = check_image(image.stream.read(max_bytes + 1), max_bytes=max_bytes)
+    except UploadTooLarge as error:
+        abort(413, message=str(error))
+    except UploadRejected as error:
+        abort(422, message=str(error), errors={MULTIPART: {"image": [str(error)]}})
+    return Upload(data=checked.data, content_type=checked.content_type, filename=checked.filename)

@@ -1,0 +1,116 @@
+"""GET /tasks/{task_id}/...: a task's status and its results, served from Redis."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Response, g, redirect
+from flask_smorest import Blueprint
+
+from bff.tasks.image_formats import CONTENT_TYPES
+from bff.tasks.record import COMPLETED, IMAGE_FORMAT, IMAGES, MODEL, PREVIEW, Service, Task
+from bff.tasks.services import Services
+
+from ..errors import RETRY_AFTER_SECONDS
+from ..intake import owned_task
+from ..output_links import fresh_output_url
+from ..rate_limits import status_requests
+from ..refusals import TaskNotFound, TaskNotReady, Unavailable
+from ..schemas import StatusQuery, TaskStatusResponse
+from ..services import services
+from ..task_view import status_body
+from .docs import error_responses
+
+blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Follow a task and fetch its results.")
+
+_REDIRECT = {
+    "description": "Redirect to the file at the provider (a short-lived signed URL).",
+    "headers": {"Location": {"description": "The file's URL; follow it at once.", "schema": {"type": "string"}}},
+}
+
+
+def _task_or_404(app_services: Services, task_id: str, service: str | None = None) -> Task:
+    task = owned_task(app_services, g.client, task_id)
+    if task is None or (service is not None and task.service != service):
+        raise TaskNotFound(f"No {service or ''} task with id {task_id!r}.".replace("  ", " "))
+    return task
+
+
+@blp.route("/<task_id>/status")
+@blp.arguments(StatusQuery, location="query", as_kwargs=True)
+@blp.response(200, TaskStatusResponse)
+@error_responses(blp, 401, 404, 422, 429)
+@status_requests
+def task_status(task_id: str, service: str, include: str | None):
+    """Task status
+
+    Served from the BFF's own snapshot, refreshed every few seconds by the workers.
+    Poll it every 2..5 s until `status` is `completed` or `failed`.
+    """
+    app_services = services()
+    task = _task_or_404(app_services, task_id, service)
+    images_b64 = None
+    if include == "b64_json" and task.status == COMPLETED and IMAGES in task.outputs:
+        images_b64 = [base64.b64encode(image).decode() for image in app_services.store.images(task.id)]
+    return status_body(task, images_b64, app_services.store.queue_position(task))
+
+
+def _redirect_to_output(task_id: str, which: str):
+    app_services = services()
+    task = _task_or_404(app_services, task_id)
+    if task.status != COMPLETED:
+        raise TaskNotReady(f"The task is {task.status}; its result exists once it is completed.")
+    if which not in task.outputs:
+        raise TaskNotFound(f"This task has no {which}.")
+    url = fresh_output_url(app_services, task, which)
+    if url is None:
+        raise Unavailable("Could not get a fresh link from the provider in time; retry shortly.",
+                          retry_after=RETRY_AFTER_SECONDS)
+    return redirect(url, code=302)
+
+
+@blp.route("/<task_id>/result")
+@blp.alt_response(302, success=True, **_REDIRECT)
+@error_responses(blp, 401, 404, 409, 429, 503)
+@status_requests
+def task_result(task_id: str):
+    """Download the model
+
+    Redirects (302) to the model file (GLB) of a completed task. The link in the status
+    body stays valid; the URL it redirects to lives only minutes, so follow it at once.
+    """
+    return _redirect_to_output(task_id, MODEL)
+
+
+@blp.route("/<task_id>/preview")
+@blp.alt_response(302, success=True, **_REDIRECT)
+@error_responses(blp, 401, 404, 409, 429, 503)
+@status_requests
+def task_preview(task_id: str):
+    """Download the preview image
+
+    Redirects (302) to a preview render (PNG) of a completed model task.
+    """
+    return _redirect_to_output(task_id, PREVIEW)
+
+
+@blp.route("/<task_id>/images/<int:index>")
+@blp.alt_response(200, description="The image (PNG, JPEG or WebP).", success=True)
+@error_responses(blp, 401, 404, 409, 429)
+@status_requests
+def task_image(task_id: str, index: int):
+    """Download a concept image
+
+    The image number `index` (from 0) of a completed image-to-image task.
+    """
+    app_services = services()
+    task = _task_or_404(app_services, task_id)
+    if task.service != Service.OPENAI:
+        raise TaskNotFound("This task has no images.")
+    if task.status != COMPLETED:
+        raise TaskNotReady(f"The task is {task.status}; its images exist once it is completed.")
+    count = task.outputs[IMAGES]
+    image = app_services.store.image(task.id, index) if index < count else None
+    if image is None:
+        raise TaskNotFound(f"This task has {count} images, numbered from 0.")
+    return Response(image, content_type=CONTENT_TYPES[task.outputs[IMAGE_FORMAT]])

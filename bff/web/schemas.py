@@ -1,0 +1,266 @@
+"""Request and response schemas: what the API accepts and returns, with examples.
+
+Request schemas reject unknown fields (marshmallow's default ``RAISE``), so a typo in a
+field name is a 422 rather than a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from flask_smorest.fields import Upload
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from bff.tasks.record import Service
+from bff.tasks.styles import STYLE_NAMES, styled_prompt
+
+from .image_urls import image_url_problem
+from .services import services
+
+TRIPO_PROMPT_LIMIT = 1024
+OPENAI_PROMPT_LIMIT = 32000
+IMAGE_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+BACKGROUNDS = ("transparent", "opaque", "auto")
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+def _is_emoji(char: str) -> bool:
+    code = ord(char)
+    return code >= 0x1F000 or 0x2600 <= code <= 0x27BF or code in (0x200D, 0xFE0F)
+
+
+class TextToModelRequest(Schema):
+    prompt = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=TRIPO_PROMPT_LIMIT), _not_blank],
+        metadata={
+            "description": "What to model, 1..1024 characters (less with a style, which adds words). No emoji.",
+            "example": "a friendly dragon sitting on a treasure chest",
+        },
+    )
+    style = fields.String(
+        load_default=None,
+        validate=validate.OneOf(STYLE_NAMES),
+        metadata={"description": "A style name from GET /styles.", "example": "cartoon"},
+    )
+    texture = fields.Boolean(
+        load_default=True,
+        metadata={"description": "false for an untextured model: cheaper and faster, good for a draft."},
+    )
+
+    @validates("prompt")
+    def _prompt_has_no_emoji(self, value: str, **_) -> None:
+        if any(_is_emoji(char) for char in value):
+            raise ValidationError("Must not contain emoji (Tripo rejects them).")
+
+    @validates_schema(skip_on_field_errors=True)
+    def _styled_prompt_fits(self, data: dict, **_) -> None:
+        styled = styled_prompt(data["prompt"], data.get("style"), Service.TRIPO)
+        if len(styled) > TRIPO_PROMPT_LIMIT:
+            room = TRIPO_PROMPT_LIMIT - (len(styled) - len(data["prompt"]))
+            raise ValidationError(
+                f"With style {data['style']!r} the prompt can be at most {room} characters.", field_name="prompt"
+            )
+
+
+def _check_image_url(url: str) -> None:
+    problem = image_url_problem(url, allow_http=services().settings.bff_sandbox)
+    if problem:
+        raise ValidationError(problem)
+
+
+_IMAGE_PROMPT_NOTE = (
+    "Accepted for compatibility and recorded with the task, but Tripo's image endpoints take no "
+    "prompt: it does not change the 3D result."
+)
+_IMAGE_URL_NOTE = (
+    "An https:// URL of a JPEG or PNG that Tripo downloads itself (at most 20 MB, each side "
+    "20..6000 px). Public hosts only."
+)
+VIEW_ORDER = ("front", "left", "back", "right")
+
+
+class _ImageInputOptions(Schema):
+    prompt = fields.String(
+        load_default=None,
+        validate=validate.Length(max=TRIPO_PROMPT_LIMIT),
+        metadata={"description": _IMAGE_PROMPT_NOTE},
+    )
+    style = fields.String(
+        load_default=None,
+        validate=validate.OneOf(STYLE_NAMES),
+        metadata={"description": f"A style name from GET /styles. {_IMAGE_PROMPT_NOTE}"},
+    )
+    texture = fields.Boolean(
+        load_default=True,
+        metadata={"description": "false for an untextured model: cheaper and faster, good for a draft."},
+    )
+
+
+class SketchToModelRequest(_ImageInputOptions):
+    image_url = fields.String(
+        required=True,
+        validate=_check_image_url,
+        metadata={"description": f"The sketch. {_IMAGE_URL_NOTE}", "example": "https://example.com/sketch.png"},
+    )
+
+
+class ImageToModelRequest(_ImageInputOptions):
+    image_urls = fields.List(
+        fields.String(allow_none=True, validate=_check_image_url),
+        required=True,
+        metadata={
+            "description": "Photos of one object from several sides, in the order **front, left, back, right**. "
+            "The front view is required; `null` marks a missing view. One photo makes a single-image model; "
+            f"two to four make a multiview model. {_IMAGE_URL_NOTE}",
+            "example": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
+                        "https://example.com/right.jpg"],
+        },
+    )
+
+    @validates("image_urls")
+    def _views_in_order(self, value: list, **_) -> None:
+        order = ", ".join(VIEW_ORDER)
+        if not 1 <= len(value) <= len(VIEW_ORDER):
+            raise ValidationError(f"Give 1 to 4 views, in the order {order} (null for a missing view).")
+        if value[0] is None:
+            raise ValidationError(f"The first entry is the front view and is required (order: {order}).")
+
+
+class RefineModelRequest(Schema):
+    draft_model_task_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "The task_id of a completed model task of this service (for example a cheap "
+            "`texture: false` draft).",
+            "example": "oE3h1pK3Qm0wB0tqXcK9Vd8a",
+        },
+    )
+
+
+class ImageToImageRequest(Schema):
+    image = Upload(
+        required=True,
+        metadata={"description": "The sketch or photo: PNG, JPEG or WebP, at most BFF_MAX_UPLOAD_MB (20 MB by "
+                  "default) and 8192 px a side. Checked by decoding it."},
+    )
+    prompt = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=OPENAI_PROMPT_LIMIT), _not_blank],
+        metadata={"description": "What the concept images should show, 1..32000 characters.",
+                  "example": "a cute robot toy, front view"},
+    )
+    # No null defaults here: Swagger UI would offer "null", which a form sends as text.
+    style = fields.String(
+        validate=validate.OneOf(STYLE_NAMES),
+        metadata={"description": "A style name from GET /styles."},
+    )
+    n = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=10),
+        metadata={"description": "How many images, 1..10.", "example": 2},
+    )
+    size = fields.String(load_default="1024x1024", validate=validate.OneOf(IMAGE_SIZES))
+    background = fields.String(
+        validate=validate.OneOf(BACKGROUNDS),
+        metadata={"description": "transparent, opaque or auto; the provider's default when absent."},
+    )
+
+
+class TaskAcceptedResponse(Schema):
+    task_id = fields.String(metadata={"example": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
+    service = fields.String(metadata={"example": "tripo"})
+    status = fields.String(metadata={"example": "pending"})
+    status_url = fields.String(metadata={"example": "/tasks/oE3h1pK3Qm0wB0tqXcK9Vd8a/status?service=tripo"})
+
+
+class StatusQuery(Schema):
+    service = fields.String(
+        required=True,
+        validate=validate.OneOf([str(service) for service in Service]),
+        metadata={"description": "The service the task was created for, as returned on creation."},
+    )
+    include = fields.String(
+        load_default=None,
+        validate=validate.OneOf(("b64_json",)),
+        metadata={"description": "`b64_json`: add the images of a completed openai task inline, base64-encoded."},
+    )
+
+
+class TaskErrorSchema(Schema):
+    code = fields.String(metadata={"description": "Stable error code (see the README).", "example": "timeout"})
+    message = fields.String(metadata={"example": "The task did not finish before its deadline."})
+
+
+class TaskStatusResponse(Schema):
+    task_id = fields.String()
+    service = fields.String(metadata={"example": "tripo"})
+    status = fields.String(
+        metadata={"enum": ["pending", "processing", "completed", "failed"], "example": "processing"}
+    )
+    progress = fields.Integer(metadata={"description": "0..100", "example": 42})
+    result_url = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "When completed: a BFF link that redirects to the model file. It stays valid "
+            "although the provider's own links expire after minutes.",
+            "example": None,
+        },
+    )
+    result_urls = fields.List(
+        fields.String(),
+        allow_none=True,
+        metadata={"description": "When completed: links to every result in order (an openai task's images; "
+                  "a model task's one model)."},
+    )
+    preview_url = fields.String(allow_none=True, metadata={"description": "When completed: a preview image link."})
+    queue_position = fields.Integer(
+        metadata={"description": "Only while the task waits for provider capacity: 1 means it is sent next.",
+                  "example": 3},
+    )
+    b64_json = fields.List(
+        fields.String(),
+        metadata={"description": "Only with `?include=b64_json` on a completed openai task: the images, base64."},
+    )
+    error = fields.Nested(TaskErrorSchema, allow_none=True, metadata={"description": "When failed: why."})
+    created_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:00Z"})
+    updated_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:42Z"})
+
+
+class StyleSchema(Schema):
+    name = fields.String(metadata={"example": "cartoon"})
+    label = fields.String(metadata={"example": "Cartoon"})
+    description = fields.String(metadata={"example": "Rounded, playful shapes with exaggerated features."})
+
+
+class StyleListResponse(Schema):
+    styles = fields.List(fields.Nested(StyleSchema))
+
+
+class HealthResponse(Schema):
+    status = fields.String(metadata={"example": "ok"})
+
+
+class ReadinessResponse(Schema):
+    status = fields.String(metadata={"example": "ready"})
+    redis = fields.String(metadata={"example": "ok"})
+    sandbox = fields.Boolean(metadata={"description": "true when providers are local stand-ins (no cost)."})
+
+
+class ErrorResponse(Schema):
+    """The one error shape of every status."""
+
+    code = fields.Integer(metadata={"description": "The HTTP status.", "example": 422})
+    status = fields.String(metadata={"description": "The HTTP reason phrase.", "example": "Unprocessable Entity"})
+    message = fields.String(
+        metadata={"description": "What is wrong, for a person.",
+                  "example": "The request is invalid; see 'errors' for each field."}
+    )
+    errors = fields.Dict(
+        metadata={"description": "Per-field details, by location, when there are any.",
+                  "example": {"json": {"style": ["Must be one of: realistic, cartoon, low-poly, sculpture, toy, "
+                                                 "miniature."]}}}
+    )

@@ -1,0 +1,35 @@
+"""The task store's transactions under contention."""
+
+from __future__ import annotations
+
+import pytest
+
+from bff.tasks import store as store_module
+from bff.tasks.store import TransactionContention, task_key
+from tests.helpers import new_text_task, store_for
+
+
+def test_a_writer_that_keeps_losing_gets_a_real_transaction_contention(redis_client, monkeypatch):
+    monkeypatch.setattr(store_module, "_TRANSACTION_ATTEMPTS", 3)
+    task = new_text_task(redis_client)
+    record = redis_client.get(task_key(task.id))
+
+    def change_that_is_always_overtaken(current):
+        redis_client.set(task_key(task.id), record)  # another writer gets in first, every time
+        return current.evolve(progress=current.progress + 1)
+
+    with pytest.raises(TransactionContention, match="gave up after 3 conflicting writes"):
+        store_for(redis_client).update(task.id, change_that_is_always_overtaken)
+    assert store_for(redis_client).get(task.id).progress == 0
+
+
+def test_contention_is_answered_503_with_retry_after(app, client):
+    def contended():
+        raise TransactionContention("gave up after 50 conflicting writes to bff:task:x")
+
+    app.add_url_rule("/contended", "contended", contended)
+
+    response = client.get("/contended")
+
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json()["code"] == 503 and "bff:task" not in response.get_data(as_text=True)
