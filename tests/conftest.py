@@ -35,6 +35,11 @@ def pytest_configure(config):
     )
 
 
+def redis_port() -> int:
+    """The private Redis server's port (for a proxy in front of it)."""
+    return _redis_server.port
+
+
 def pytest_unconfigure(config):
     _redis_server.remove()
 

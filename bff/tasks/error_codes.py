@@ -67,6 +67,10 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
         "The provider answered with an unexpected error.",
         "Try again; report it with the task id if it persists.",
     ),
+    "request_not_accepted": (
+        "The request that made this task was answered with an error, so the task was never started.",
+        "Nothing to do: the app was told the request failed and may send it again.",
+    ),
     "internal_error": (
         "The service failed while handling this task.",
         "Try again; report it with the task id if it persists.",

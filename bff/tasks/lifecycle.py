@@ -18,6 +18,7 @@ Submission states (``Task.submission``) and the transitions between them::
                                                            submitted ── settle_from_read ──▶ completed | failed
                                                                      └──── provider_lost ────▶ failed
 
+    A task whose request was answered with an error is ``withdraw``n before it is claimed.
     From any open state: ``fail`` (deadline, a final provider answer, an outcome that
     cannot be known). A terminal record is final: the store applies no change to it.
 
@@ -126,6 +127,14 @@ def nudge(current: Task, now: float) -> Task | None:
 def provider_lost(current: Task) -> Task | None:
     """The provider no longer knows a task it accepted."""
     return current.failed(task_error("provider_task_lost")) if current.submission == SUBMITTED else None
+
+
+def withdraw(current: Task, seen: Task) -> Task | None:
+    """End a task whose request was answered with an error (its create's outcome was
+    unknown then), before any worker claims it: the client was told it failed."""
+    if current.submission != NOT_SUBMITTED or not same_attempt(current, seen):
+        return None
+    return current.failed(task_error("request_not_accepted"))
 
 
 def settle_from_read(current: Task, snapshot: TripoSnapshot) -> Task | None:

@@ -69,25 +69,73 @@ class Remembered:
     ttl_seconds: int
 
 
+# Creates the record unless it exists or the task was voided, then runs the other writes
+# (each given as its length followed by its words). 1: recorded now or by an earlier run
+# of this same call (the record is this very value); 0: void, or another record.
+_CREATE = """
+local unpack = unpack or table.unpack
+if redis.call('EXISTS', ARGV[2]) == 1 then return 0 end
+local existing = redis.call('GET', ARGV[1])
+if existing then return existing == ARGV[3] and 1 or 0 end
+redis.call('SET', ARGV[1], ARGV[3], 'EX', ARGV[4])
+local i = 5
+while i <= #ARGV do
+  local length = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + length))
+  i = i + length + 1
+end
+return 1
+"""
+
+# 1 when the record exists; otherwise marks the task void for as long as a record could live.
+_RESOLVE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return 0
+"""
+
+
+class TaskVoided(Exception):
+    """The task was declared void after its create's outcome was unknown: it is not recorded."""
+
+
 class TaskStore:
     def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float):
         self._redis = client
+        self._create_script = client.register_script(_CREATE)
+        self._resolve_script = client.register_script(_RESOLVE)
         self._retention_seconds = max(1, int(retention_seconds))
         # A backstop: an open record outlives its deadline only if no worker ever runs.
         self._open_ttl_seconds = max(1, int(open_ttl_seconds))
 
     def create(self, task: Task, upload: Upload | None = None, remember: Remembered | None = None) -> None:
-        """Record a new task in one transaction, with its uploaded input when it has one,
-        and with a value to remember alongside (an idempotency answer): all or nothing."""
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
-            pipe.zadd(_OPEN, {task.id: task.created_at})
-            if upload is not None:
-                pipe.hset(task_key(task.id, "upload"), mapping=upload.as_mapping())  # type: ignore[arg-type]
-                pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
-            if remember is not None:
-                pipe.set(remember.key, remember.value, ex=remember.ttl_seconds)
-            pipe.execute()
+        """Record a new task, with its uploaded input when it has one and a value to
+        remember alongside (an idempotency answer): all or nothing, in one script.
+
+        Running it again (redis-py re-sends a command whose reply was lost) changes
+        nothing. After ``void``, it never writes: see ``resolve_create``."""
+        if not self._create_script(args=self._create_args(task, upload, remember)):
+            raise TaskVoided(task.id)
+
+    def resolve_create(self, task: Task) -> bool:
+        """Settle a create whose outcome is unknown (its reply was lost): True when the
+        task was recorded; False when it was not, and now never will be (a late create
+        that reaches Redis after this finds the task void and writes nothing)."""
+        exists = self._resolve_script(keys=[task_key(task.id), task_key(task.id, "void")],
+                                      args=[self._open_ttl_seconds])
+        return bool(exists)
+
+    def _create_args(self, task: Task, upload: Upload | None, remember: Remembered | None) -> list:
+        commands: list[list] = [["ZADD", _OPEN, task.created_at, task.id]]
+        if upload is not None:
+            commands.append(["HSET", task_key(task.id, "upload"), *_flat(upload.as_mapping())])
+            commands.append(["EXPIRE", task_key(task.id, "upload"), self._open_ttl_seconds])
+        if remember is not None:
+            commands.append(["SET", remember.key, remember.value, "EX", remember.ttl_seconds])
+        args: list = [task_key(task.id), task_key(task.id, "void"), task.to_json(), self._open_ttl_seconds]
+        for command in commands:
+            args += [len(command), *command]
+        return args
 
     def upload(self, task_id: str) -> Upload | None:
         fields = self._redis.hgetall(task_key(task_id, "upload"))
@@ -272,6 +320,10 @@ class TaskStore:
                 pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
             else:
                 pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
+
+
+def _flat(mapping: dict) -> list:
+    return [item for pair in mapping.items() for item in pair]
 
 
 def _decoded(values: list) -> list[str]:

@@ -15,6 +15,7 @@ from bff.tasks.services import Services
 from bff.web.clients import API_KEY_HEADER, identify_client
 from bff.web.errors import BffApi, register_error_handlers
 from bff.web.rate_limits import init_rate_limits
+from bff.web.unsettled import UnsettledCreates
 
 from .routes import generate, health, styles, tasks
 
@@ -43,7 +44,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     log_mode(settings)
     app = Flask(__name__)
     app.config.update(_openapi_config(settings), MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
-    app.extensions["bff"] = Services.build(settings)
+    app_services = Services.build(settings)
+    app.extensions["bff"] = app_services
+    app.extensions["bff_unsettled_creates"] = UnsettledCreates(app_services.redis, app_services.store)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
