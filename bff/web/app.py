@@ -51,8 +51,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
     api = BffApi(app)
-    # Swagger UI's "Authorize" button sends the key with every tried request.
-    api.spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
+    if settings.bff_api_keys:
+        # Swagger UI's "Authorize" button sends the key with every tried request.
+        api.spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
     for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
@@ -76,7 +77,9 @@ def _openapi_config(settings: Settings) -> dict:
         "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
         # Links to an operation can be shared; "Try it out" is open at once.
         "OPENAPI_SWAGGER_UI_CONFIG": {"deepLinking": True, "tryItOutEnabled": True},
-        "API_SPEC_OPTIONS": {"info": {"description": description}, "security": [{"ApiKey": []}]},
+        # The spec declares the security actually configured, nothing more.
+        "API_SPEC_OPTIONS": {"info": {"description": description},
+                             "security": [{"ApiKey": []}] if settings.bff_api_keys else []},
     }
 
 

@@ -56,8 +56,14 @@ def test_the_upload_is_documented_as_one_multipart_body_with_a_file(client):
     assert "413" in operation["responses"]
 
 
-def test_the_client_key_and_idempotency_key_are_documented(client):
-    spec = client.get("/openapi.json").get_json()
+def test_the_client_key_and_idempotency_key_are_documented(settings):
+    import dataclasses
+
+    from bff.identity.app_keys import ClientKeys
+    from bff.web import create_app
+
+    keyed = dataclasses.replace(settings, bff_api_keys=ClientKeys.parse("ios=" + "k" * 32))
+    spec = create_app(keyed).test_client().get("/openapi.json").get_json()
 
     assert spec["components"]["securitySchemes"]["ApiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     assert spec["security"] == [{"ApiKey": []}]
