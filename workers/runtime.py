@@ -15,12 +15,15 @@ from bff.tasks.queue import TaskQueue
 from bff.tasks.services import Services
 from bff.tasks.store import TaskStore
 
+from .heartbeat import Heartbeat
+
 
 @dataclass(frozen=True)
 class WorkerRuntime:
     services: Services
     tripo: TripoClient
     openai: OpenAIClient
+    heartbeat: Heartbeat
 
     @property
     def settings(self) -> Settings:
@@ -36,10 +39,12 @@ class WorkerRuntime:
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerRuntime:
+        services = Services.build(settings)
         return cls(
-            services=Services.build(settings),
+            services=services,
             tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key),
             openai=OpenAIClient(settings.openai_api_base_url, settings.openai_api_key),
+            heartbeat=Heartbeat(services.redis),
         )
 
 
