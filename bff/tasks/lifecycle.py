@@ -49,10 +49,14 @@ def same_attempt(current: Task, seen: Task) -> bool:
     return current.submission == seen.submission and current.claimed_at == seen.claimed_at
 
 
-def past_deadline(task: Task, now: float, deadline_seconds: float) -> bool:
+def deadline_at(task: Task, deadline_seconds: float) -> float:
     """The one deadline rule: counted from creation, or from when the task left the
     capacity queue; time spent waiting in that queue does not count."""
-    return task.submission != WAITING and now > (task.deadline_from or task.created_at) + deadline_seconds
+    return (task.deadline_from or task.created_at) + deadline_seconds
+
+
+def past_deadline(task: Task, now: float, deadline_seconds: float) -> bool:
+    return task.submission != WAITING and now > deadline_at(task, deadline_seconds)
 
 
 def claim_or_wait(task: Task, *, admitted: bool, now: float, deadline_seconds: float,
