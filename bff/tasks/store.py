@@ -69,16 +69,18 @@ class Remembered:
     ttl_seconds: int
 
 
-# Creates the record unless it exists or the task was voided, then runs the other writes
-# (each given as its length followed by its words). 1: recorded now or by an earlier run
-# of this same call (the record is this very value); 0: void, or another record.
+# What a task's record holds once the task is void: see TaskStore.resolve_create.
+_VOID = "void"
+
+# Creates the record unless the key holds anything (a record, or the void mark), then runs
+# the other writes (each given as its length followed by its words). 1: recorded now, or
+# by an earlier run of this same call (the key holds this very record); 0: not recorded.
 _CREATE = """
 local unpack = unpack or table.unpack
-if redis.call('EXISTS', ARGV[2]) == 1 then return 0 end
 local existing = redis.call('GET', ARGV[1])
-if existing then return existing == ARGV[3] and 1 or 0 end
-redis.call('SET', ARGV[1], ARGV[3], 'EX', ARGV[4])
-local i = 5
+if existing then return existing == ARGV[2] and 1 or 0 end
+redis.call('SET', ARGV[1], ARGV[2], 'EX', ARGV[3])
+local i = 4
 while i <= #ARGV do
   local length = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + length))
@@ -87,10 +89,11 @@ end
 return 1
 """
 
-# 1 when the record exists; otherwise marks the task void for as long as a record could live.
+# 1 when the record exists; otherwise the key is marked void for as long as a record could live.
 _RESOLVE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing ~= ARGV[2] and 1 or 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
 return 0
 """
 
@@ -113,29 +116,34 @@ class TaskStore:
         remember alongside (an idempotency answer): all or nothing, in one script.
 
         Running it again (redis-py re-sends a command whose reply was lost) changes
-        nothing. After ``void``, it never writes: see ``resolve_create``."""
-        if not self._create_script(args=self._create_args(task, upload, remember)):
+        nothing. Once the task is void it never writes: see ``resolve_create``."""
+        record, *others = self.create_commands(task, upload, remember)
+        args = [record[1], record[2], self._open_ttl_seconds]
+        for command in others:
+            args += [len(command), *command]
+        if not self._create_script(args=args):
             raise TaskVoided(task.id)
 
-    def resolve_create(self, task: Task) -> bool:
-        """Settle a create whose outcome is unknown (its reply was lost): True when the
-        task was recorded; False when it was not, and now never will be (a late create
-        that reaches Redis after this finds the task void and writes nothing)."""
-        exists = self._resolve_script(keys=[task_key(task.id), task_key(task.id, "void")],
-                                      args=[self._open_ttl_seconds])
-        return bool(exists)
-
-    def _create_args(self, task: Task, upload: Upload | None, remember: Remembered | None) -> list:
-        commands: list[list] = [["ZADD", _OPEN, task.created_at, task.id]]
+    def create_commands(self, task: Task, upload: Upload | None = None,
+                        remember: Remembered | None = None) -> list[list]:
+        """The writes that record a new task, first the record itself (``SET key value
+        NX EX ttl``), for a caller that must run them inside a script of its own."""
+        commands: list[list] = [
+            ["SET", task_key(task.id), task.to_json(), "NX", "EX", self._open_ttl_seconds],
+            ["ZADD", _OPEN, task.created_at, task.id],
+        ]
         if upload is not None:
             commands.append(["HSET", task_key(task.id, "upload"), *_flat(upload.as_mapping())])
             commands.append(["EXPIRE", task_key(task.id, "upload"), self._open_ttl_seconds])
         if remember is not None:
             commands.append(["SET", remember.key, remember.value, "EX", remember.ttl_seconds])
-        args: list = [task_key(task.id), task_key(task.id, "void"), task.to_json(), self._open_ttl_seconds]
-        for command in commands:
-            args += [len(command), *command]
-        return args
+        return commands
+
+    def resolve_create(self, task: Task) -> bool:
+        """Settle a create whose outcome is unknown (its reply was lost): True when the
+        task was recorded; False when it was not, and now never will be (the record's
+        key holds a void mark, so a create that reaches Redis later writes nothing)."""
+        return bool(self._resolve_script(keys=[task_key(task.id)], args=[self._open_ttl_seconds, _VOID]))
 
     def upload(self, task_id: str) -> Upload | None:
         fields = self._redis.hgetall(task_key(task_id, "upload"))
@@ -156,15 +164,14 @@ class TaskStore:
         return self._redis.lrange(task_key(task_id, "images"), 0, -1)  # type: ignore[return-value]
 
     def get(self, task_id: str) -> Task | None:
-        raw = self._redis.get(task_key(task_id))
-        return Task.from_json(raw) if raw else None
+        return _parsed(self._redis.get(task_key(task_id)))
 
     def get_many(self, task_ids: list[str]) -> list[Task]:
         """The tasks that still exist among ``task_ids``, in order, in one round trip."""
         if not task_ids:
             return []
         raws = self._redis.mget([task_key(task_id) for task_id in task_ids])
-        return [Task.from_json(raw) for raw in raws if raw]
+        return [task for task in map(_parsed, raws) if task is not None]
 
     def update(self, task_id: str, change: TaskChange) -> Task | None:
         """Apply ``change`` to an open task atomically.
@@ -216,8 +223,7 @@ class TaskStore:
             with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(*keys)
-                    raw = pipe.get(keys[0])
-                    current = Task.from_json(raw) if raw else None
+                    current = _parsed(pipe.get(keys[0]))
                     if current is None or current.is_terminal:
                         return None
                     updated = body(pipe, current)
@@ -320,6 +326,13 @@ class TaskStore:
                 pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
             else:
                 pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
+
+
+def _parsed(raw) -> Task | None:
+    """The task a record's key holds: None for no record, or for a void task."""
+    if not raw or raw in (_VOID, _VOID.encode()):
+        return None
+    return Task.from_json(raw)
 
 
 def _flat(mapping: dict) -> list:
