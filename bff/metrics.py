@@ -70,7 +70,6 @@ class _Family:
     help: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] = ()
-    fractional: bool = False  # a counter of amounts (HINCRBYFLOAT) rather than events
 
     @functools.cached_property
     def bound_labels(self) -> tuple[str, ...]:
@@ -102,8 +101,7 @@ PROVIDER_DURATION = _Family("bff_provider_request_duration_seconds", "Time a pro
                             ("provider", "operation"), PROVIDER_SECONDS)
 POLL_CYCLE_DURATION = _Family("bff_poll_cycle_duration_seconds", "Time one poll cycle took.", (),
                               POLL_CYCLE_SECONDS)
-CREDITS = _Family("bff_credits_total", "Provider credits reserved, charged and refunded.", ("service", "kind"),
-                  fractional=True)
+CREDITS = _Family("bff_credits_total", "Provider credits reserved, charged and refunded.", ("service", "kind"))
 FAMILIES = (HTTP_REQUESTS, HTTP_DURATION, TASKS_CREATED, TASKS_FINISHED, TASK_DURATION, PROVIDER_REQUESTS,
             PROVIDER_DURATION, POLL_CYCLE_DURATION, CREDITS)
 
@@ -164,8 +162,9 @@ class _ProcessBuffer:
 class Metrics:
     """Records the BFF's metrics in Redis and renders them for a Prometheus scrape.
 
-    ``queues``: the Dramatiq queues to report (``bff_queue_messages``), under the broker's
-    key ``namespace``. One instance per process; it is safe to share between threads.
+    ``queues``: the Dramatiq queues to report (``bff_queue_messages``), whose keys start
+    with the broker's ``dramatiq_namespace``. One instance per process, shared by its
+    threads.
     """
 
     def __init__(self, redis_client: redis.Redis, *, prefix: str = "bff:metrics", queues: Sequence[str] = (),
@@ -214,7 +213,8 @@ class Metrics:
         self._record(pipe, _observe(POLL_CYCLE_DURATION, (), seconds))
 
     def credits(self, service: str, kind: str, amount: float, *, pipe: redis.client.Pipeline | None = None) -> None:
-        """Credits ``reserved``, ``charged`` or ``refunded`` at a provider."""
+        """Credits ``reserved``, ``charged`` or ``refunded`` at a provider (always a float
+        field: an HINCRBYFLOAT, so fractional amounts add up too)."""
         self._record(pipe, [_count(CREDITS, (_label(service), _label(kind, CREDIT_KINDS)), float(amount))])
 
     def _record(self, pipe: redis.client.Pipeline | None, increments: list[_Increment]) -> None:

@@ -38,6 +38,11 @@ def of(samples: Samples, name: str) -> dict[frozenset, float]:
     return {labels: value for (sample_name, labels), value in samples.items() if sample_name == name}
 
 
+def bucket_counts(samples: Samples, histogram: str) -> dict[str, float]:
+    """The cumulative count of each bucket of an unlabelled histogram, by its ``le``."""
+    return {dict(labels)["le"]: value for labels, value in of(samples, f"{histogram}_bucket").items()}
+
+
 def labels(**values: str) -> frozenset:
     return frozenset(values.items())
 
@@ -106,7 +111,7 @@ def test_histogram_buckets_are_cumulative_with_count_and_sum(metrics):
 
     samples = scrape(metrics)
 
-    buckets = {dict(labels)["le"]: value for labels, value in of(samples, "bff_poll_cycle_duration_seconds_bucket").items()}
+    buckets = bucket_counts(samples, "bff_poll_cycle_duration_seconds")
     assert buckets == {"0.05": 2, "0.1": 2, "0.25": 2, "0.5": 3, "1.0": 3, "2.0": 3, "3.0": 4, "5.0": 4,
                        "10.0": 4, "30.0": 4, "60.0": 4, "+Inf": 5}
     assert of(samples, "bff_poll_cycle_duration_seconds_count") == {frozenset(): 5}
@@ -283,7 +288,7 @@ def test_a_bucket_layout_of_an_older_release_still_adds_up(redis_client, metrics
 
     samples = scrape(metrics)
 
-    buckets = {dict(labels)["le"]: value for labels, value in of(samples, "bff_poll_cycle_duration_seconds_bucket").items()}
+    buckets = bucket_counts(samples, "bff_poll_cycle_duration_seconds")
     assert (buckets["0.1"], buckets["0.25"], buckets["0.5"], buckets["+Inf"]) == (1, 1, 3, 3)
     assert of(samples, "bff_poll_cycle_duration_seconds_sum") == {frozenset(): pytest.approx(0.6)}
 
