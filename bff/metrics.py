@@ -4,32 +4,31 @@ same totals.
 Web (gunicorn workers) and worker (Dramatiq processes) roles are separate processes, and
 the platforms (Heroku, Railway) can scrape only the web service. So no count lives in a
 process: counters and histogram buckets are fields of Redis hashes, one hash per metric
-(``{prefix}:{metric name}``), one field per label set (a JSON list of the label values,
+(``bff:metrics:{metric name}``), one field per label set (a JSON list of the label values,
 plus the bucket's upper bound or ``sum`` for histograms). Any web process answering a
 scrape reads every hash back in one round trip and reports the same totals.
 
 What counting costs:
 - HTTP requests: nothing on the request's path. Counts add up in this process and a
-  daemon thread flushes them at most once a second (and before this process answers a
+  daemon thread sends them at most once a second (and before this process answers a
   scrape). Up to a second of another process's requests may be missing from a scrape.
-- Task transitions: zero round trips when counted on the store's own transaction
-  (``pipe=``), which also makes them exactly once; else one.
-- Provider calls, poll cycles, credits: one round trip each, or zero with ``pipe=``.
+- Task transitions: no round trip of their own: they ride on the task store's
+  transaction (``pipe=``), which also makes them exactly once.
+- Provider calls, poll cycles: one round trip each. Credits: none with ``pipe=``, else one.
 A histogram observation increments only the bucket it falls in (cumulated when read) and
 the sum; the count is the sum of the buckets.
 
 A Redis error while counting never reaches the caller: the counts are dropped and a
 warning is logged at most once a minute. ``render`` does raise (the scrape should fail).
 
-Label values are bounded: each must be a short identifier (``[A-Za-z0-9_.:-]``, at most
-64 characters) and, where the set is fixed (method, status, outcome, credit kind), one of
-that set; anything else is counted as ``other`` and logged, so a URL, prompt or id passed
-by mistake can neither leak nor multiply the series.
+Label values are bounded: each must be one of the project's own words (services, kinds,
+error codes, buckets, provider operations...) or, for the route, an endpoint name;
+anything else is counted as ``other``, so a URL, prompt or id passed by mistake can
+neither leak nor multiply the series.
 """
 
 from __future__ import annotations
 
-import atexit
 import bisect
 import functools
 import json
@@ -38,7 +37,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -46,20 +45,42 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from bff.providers.calls import OK, OPERATIONS
+from bff.providers.errors import FINAL, RETRY, UNKNOWN
+from bff.tasks.capacity import BUCKET_NAMES
+from bff.tasks.error_codes import TASK_ERROR_CODES
+from bff.tasks.record import COMPLETED, TERMINAL_STATUSES, Kind, Service, Task
+
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 1.0
 FAILURE_LOG_INTERVAL_SECONDS = 60.0
+_KEY_PREFIX = "bff:metrics:"
+DRAMATIQ_NAMESPACE = "dramatiq"  # RedisBroker's default: its queues' keys start with it
 
-# Fixed label sets; ``OTHER`` stands for anything outside them.
+# The values each label may take; ``OTHER`` stands for anything else.
 OTHER = "other"
 UNMATCHED_ROUTE = "unmatched"  # a request no URL rule matched (a 404 before routing)
+_ROUTE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # an endpoint name, such as "tasks.status"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-TASK_STATUSES = frozenset({"completed", "failed"})
-PROVIDER_OUTCOMES = frozenset({"ok", "retry", "final", "unknown"})
-CREDIT_KINDS = frozenset({"reserved", "charged", "refunded"})
+SERVICES = frozenset(map(str, Service))
+KINDS = frozenset(map(str, Kind))
+ERROR_CODES = frozenset(TASK_ERROR_CODES)
+BUCKETS = frozenset(BUCKET_NAMES)
+PROVIDER_OUTCOMES = frozenset({OK, RETRY, FINAL, UNKNOWN})
+RESERVED, CHARGED, REFUNDED = "reserved", "charged", "refunded"
+CREDIT_KINDS = frozenset({RESERVED, CHARGED, REFUNDED})
 QUEUE_STATES = ("ready", "fetched", "delayed")
-_SAFE_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def metric_key(metric_name: str) -> str:
+    """The Redis hash holding one metric's counts."""
+    return f"{_KEY_PREFIX}{metric_name}"
+
+
+def dramatiq_key(queue: str, part: str = "") -> str:
+    """A key of Dramatiq's Redis broker: a queue's list, or ``.msgs``, ``.DQ``, ``.XQ``..."""
+    return f"{DRAMATIQ_NAMESPACE}:{queue}{part}"
 
 
 @dataclass(frozen=True)
@@ -78,8 +99,8 @@ class _Family:
 
 
 # Upper bounds in seconds. HTTP: the read path takes milliseconds. Provider calls: image
-# edits and model downloads take minutes. Tasks: up to the 30 min deadline. Poll cycles:
-# around the 3 s interval, which is a bound so an alert can compare with it exactly.
+# edits take minutes. Tasks: up to the 30 min deadline. Poll cycles: around the 3 s
+# interval, which is a bound so an alert can compare with it exactly.
 HTTP_SECONDS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PROVIDER_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0)
 TASK_SECONDS = (10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0)
@@ -90,29 +111,29 @@ HTTP_REQUESTS = _Family("bff_http_requests_total", "HTTP requests answered, by U
 HTTP_DURATION = _Family("bff_http_request_duration_seconds", "Time to answer an HTTP request.", ("route",),
                         HTTP_SECONDS)
 TASKS_CREATED = _Family("bff_tasks_created_total", "Tasks accepted.", ("service", "kind"))
-TASKS_FINISHED = _Family("bff_tasks_finished_total", "Tasks that reached completed or failed.",
+TASKS_FINISHED = _Family("bff_tasks_finished_total", "Tasks that ended: completed, or failed with an error code.",
                          ("service", "kind", "status", "error_code"))
 TASK_DURATION = _Family("bff_task_duration_seconds", "Time from a task's creation to its end.", ("service", "kind"),
                         TASK_SECONDS)
 PROVIDER_REQUESTS = _Family("bff_provider_requests_total",
-                            "Calls to a provider: ok, retry (failed, will be retried), final (failed for good), "
+                            "Calls to a provider: ok, retry (failed, may be tried again), final (refused for good), "
                             "unknown (sent, fate unknown).", ("provider", "operation", "outcome"))
 PROVIDER_DURATION = _Family("bff_provider_request_duration_seconds", "Time a provider call took.",
                             ("provider", "operation"), PROVIDER_SECONDS)
 POLL_CYCLE_DURATION = _Family("bff_poll_cycle_duration_seconds", "Time one poll cycle took.", (),
                               POLL_CYCLE_SECONDS)
-CREDITS = _Family("bff_credits_total", "Provider credits reserved, charged and refunded.", ("service", "kind"))
+CREDITS = _Family("bff_credits_total", "Credits reserved, charged and refunded.", ("service", "kind"))
 FAMILIES = (HTTP_REQUESTS, HTTP_DURATION, TASKS_CREATED, TASKS_FINISHED, TASK_DURATION, PROVIDER_REQUESTS,
             PROVIDER_DURATION, POLL_CYCLE_DURATION, CREDITS)
 
 
 @dataclass(frozen=True)
 class ScrapeGauges:
-    """Values only the integrator's code can read, asked for at each scrape."""
+    """Values read from their owners at each scrape (the web route gathers them)."""
 
     tasks: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # bucket -> (waiting, in flight)
-    credits_budget: Mapping[str, float] = field(default_factory=dict)  # service -> today's budget
-    credits_spent_today: Mapping[str, float] = field(default_factory=dict)  # service -> spent today
+    credits_budget: float | None = None  # the service's credit budget for today; None: no budget
+    credits_spent_today: float | None = None  # credits the service has spent today
 
 
 # One pending change to a field of a metric's hash: (metric name, field, amount). An int
@@ -122,7 +143,7 @@ _Increment = tuple[str, str, int | float]
 
 
 class _FailureLog:
-    """Warns about failed counting at most once per interval: an outage must not flood the logs."""
+    """Warns at most once per interval: an outage, or a caller's bug, must not flood the logs."""
 
     def __init__(self, interval_seconds: float) -> None:
         self._interval = interval_seconds
@@ -162,17 +183,14 @@ class _ProcessBuffer:
 class Metrics:
     """Records the BFF's metrics in Redis and renders them for a Prometheus scrape.
 
-    ``queues``: the Dramatiq queues to report (``bff_queue_messages``), whose keys start
-    with the broker's ``dramatiq_namespace``. One instance per process, shared by its
-    threads.
+    ``queues``: the Dramatiq queues whose lengths a scrape reports. One instance per
+    process, shared by its threads.
     """
 
-    def __init__(self, redis_client: redis.Redis, *, prefix: str = "bff:metrics", queues: Sequence[str] = (),
-                 dramatiq_namespace: str = "dramatiq", flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS) -> None:
+    def __init__(self, redis_client: redis.Redis, *, queues: Sequence[str] = (),
+                 flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._redis = redis_client
-        self._prefix = prefix
         self._queues = tuple(queues)
-        self._namespace = dramatiq_namespace
         self._flush_interval = flush_interval_seconds
         self._buffer = _ProcessBuffer()
         self._failures = _FailureLog(FAILURE_LOG_INTERVAL_SECONDS)
@@ -181,52 +199,53 @@ class Metrics:
 
     def http_request(self, route: str | None, method: str, status: int, seconds: float) -> None:
         """One answered request; ``route`` is the endpoint name (``request.endpoint``), None
-        when no rule matched. Buffered: no Redis call on the request's path."""
-        route_ = UNMATCHED_ROUTE if route is None else _label(route)
+        when no rule matched; never the path. Buffered: no Redis call on the request's path."""
+        route_ = UNMATCHED_ROUTE if route is None else _label(route, pattern=_ROUTE)
         method_ = _label(method.upper(), HTTP_METHODS)
         status_ = str(status) if 100 <= status <= 599 else OTHER
         self._flushed_buffer().add([_count(HTTP_REQUESTS, (route_, method_, status_)),
                                     *_observe(HTTP_DURATION, (route_,), seconds)])
 
-    def task_created(self, service: str, kind: str, *, pipe: redis.client.Pipeline | None = None) -> None:
-        self._record(pipe, [_count(TASKS_CREATED, (_label(service), _label(kind)))])
+    def task_created(self, task: Task, *, pipe: redis.client.Pipeline) -> None:
+        """Count a new task in the transaction that records it."""
+        self._queue_on(pipe, [_count(TASKS_CREATED, (_label(task.service, SERVICES), _label(task.kind, KINDS)))])
 
-    def task_finished(self, service: str, kind: str, status: str, error_code: str | None, seconds: float, *,
-                      pipe: redis.client.Pipeline | None = None) -> None:
-        """A task ended; ``seconds`` from its creation. ``error_code`` is ignored (``""``) for a
-        completed task. Count it in the transaction that makes it terminal (``pipe=``) and
-        it is counted exactly once however often a message is delivered."""
-        status_ = _label(status, TASK_STATUSES)
-        error_code_ = "" if status_ == "completed" else _label(error_code or "unknown")
-        service_, kind_ = _label(service), _label(kind)
-        self._record(pipe, [_count(TASKS_FINISHED, (service_, kind_, status_, error_code_)),
-                            *_observe(TASK_DURATION, (service_, kind_), seconds)])
+    def task_finished(self, task: Task, *, pipe: redis.client.Pipeline) -> None:
+        """Count a task that just ended, in the transaction that makes it terminal: a
+        transaction retried after a conflict discards the count with the rest, so each
+        task is counted once however often its messages are delivered."""
+        service, kind = _label(task.service, SERVICES), _label(task.kind, KINDS)
+        status = _label(task.status, TERMINAL_STATUSES)
+        error_code = "" if status == COMPLETED else _label(task.error.code if task.error else "", ERROR_CODES)
+        self._queue_on(pipe, [_count(TASKS_FINISHED, (service, kind, status, error_code)),
+                              *_observe(TASK_DURATION, (service, kind), task.updated_at - task.created_at)])
 
-    def provider_request(self, provider: str, operation: str, outcome: str, seconds: float, *,
-                         pipe: redis.client.Pipeline | None = None) -> None:
-        """One call to a provider (``operation``: create, read, edit, download...)."""
-        provider_, operation_ = _label(provider), _label(operation)
-        self._record(pipe, [_count(PROVIDER_REQUESTS, (provider_, operation_, _label(outcome, PROVIDER_OUTCOMES))),
-                            *_observe(PROVIDER_DURATION, (provider_, operation_), seconds)])
+    def provider_request(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
+        """One call to a provider: a ``bff.providers.calls.CallObserver``."""
+        provider_, operation_ = _label(provider, SERVICES), _label(operation, OPERATIONS)
+        self._send([_count(PROVIDER_REQUESTS, (provider_, operation_, _label(outcome, PROVIDER_OUTCOMES))),
+                    *_observe(PROVIDER_DURATION, (provider_, operation_), seconds)])
 
-    def poll_cycle(self, seconds: float, *, pipe: redis.client.Pipeline | None = None) -> None:
-        self._record(pipe, _observe(POLL_CYCLE_DURATION, (), seconds))
+    def poll_cycle(self, seconds: float) -> None:
+        self._send(_observe(POLL_CYCLE_DURATION, (), seconds))
 
     def credits(self, service: str, kind: str, amount: float, *, pipe: redis.client.Pipeline | None = None) -> None:
-        """Credits ``reserved``, ``charged`` or ``refunded`` at a provider (always a float
-        field: an HINCRBYFLOAT, so fractional amounts add up too)."""
-        self._record(pipe, [_count(CREDITS, (_label(service), _label(kind, CREDIT_KINDS)), float(amount))])
+        """Credits ``reserved``, ``charged`` or ``refunded`` for a task of ``service``. Pass the
+        pipeline of the transaction that moves the credits, so they are counted exactly
+        when (and as often as) it commits."""
+        increments = [_count(CREDITS, (_label(service, SERVICES), _label(kind, CREDIT_KINDS)), float(amount))]
+        if pipe is None:
+            self._send(increments)
+        else:
+            self._queue_on(pipe, increments)
 
-    def _record(self, pipe: redis.client.Pipeline | None, increments: list[_Increment]) -> None:
-        """Queue the increments on the caller's pipeline (it executes them), or send them now."""
-        if pipe is not None:
-            if pipe.watching and not pipe.explicit_transaction:
-                # Before multi() a pipeline runs commands at once: they would escape the
-                # transaction and count again each time it is retried.
-                raise ValueError("call pipe.multi() before adding metrics to a watched pipeline")
-            self._queue(pipe, increments)
-            return
-        self._send(increments)
+    def _queue_on(self, pipe: redis.client.Pipeline, increments: list[_Increment]) -> None:
+        """Queue the increments on the caller's transaction (it executes them)."""
+        if pipe.watching and not pipe.explicit_transaction:
+            # Before multi() a watched pipeline runs commands at once: they would escape
+            # the transaction and count again each time it is retried.
+            raise ValueError("call pipe.multi() before adding metrics to a watched pipeline")
+        self._queue(pipe, increments)
 
     # --- flushing ----------------------------------------------------------------------
 
@@ -235,12 +254,11 @@ class Metrics:
         self._send(self._process_buffer().take())
 
     def close(self) -> None:
-        """Stop the flusher and flush: call on shutdown (also run at interpreter exit)."""
+        """Stop the flusher and flush: call on shutdown (gunicorn's ``worker_exit`` hook does)."""
         buffer = self._process_buffer()
         buffer.stopped.set()
         if buffer.flusher is not None:
             buffer.flusher.join(timeout=self._flush_interval * 2)
-        atexit.unregister(self.close)
         self.flush()
 
     def _process_buffer(self) -> _ProcessBuffer:
@@ -260,7 +278,6 @@ class Metrics:
                     buffer.flusher = threading.Thread(target=self._flush_every_interval, args=(buffer,),
                                                       name="metrics-flusher", daemon=True)
                     buffer.flusher.start()
-                    atexit.register(self.close)
         return buffer
 
     def _flush_every_interval(self, buffer: _ProcessBuffer) -> None:
@@ -275,48 +292,44 @@ class Metrics:
                 self._queue(pipe, increments)
                 pipe.execute()
         except redis.RedisError as error:
-            self._failures.warn("metrics: %d counts dropped, Redis failed: %s: %s", len(increments),
-                           type(error).__name__, error)
+            self._failures.warn("metrics: %d counts dropped, Redis failed: %s", len(increments), type(error).__name__)
 
-    def _queue(self, pipe: redis.client.Pipeline, increments: Iterable[_Increment]) -> None:
+    @staticmethod
+    def _queue(pipe: redis.client.Pipeline, increments: Iterable[_Increment]) -> None:
         for name, field_, amount in increments:
             if isinstance(amount, float):
-                pipe.hincrbyfloat(self._key(name), field_, amount)
+                pipe.hincrbyfloat(metric_key(name), field_, amount)
             else:
-                pipe.hincrby(self._key(name), field_, amount)
-
-    def _key(self, metric_name: str) -> str:
-        return f"{self._prefix}:{metric_name}"
+                pipe.hincrby(metric_key(name), field_, amount)
 
     # --- scraping ----------------------------------------------------------------------
 
-    def render(self, gauges: Callable[[], ScrapeGauges] | None = None) -> tuple[bytes, str]:
+    def render(self, gauges: ScrapeGauges | None = None) -> tuple[bytes, str]:
         """The exposition text and its content type. One Redis round trip: this process's
         pending counts, every metric's hash and the queue lengths. Raises on a Redis error
         (answer the scrape with a 503: Prometheus then records the target as down)."""
         families = self._read_redis()
         if gauges is not None:
-            families.extend(_scrape_gauges(gauges()))
+            families.extend(_scrape_gauges(gauges))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(families))
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def _read_redis(self) -> list[Metric]:
-        # A transaction: the queue figures come from one instant (fetched = pending - ready).
+        # A transaction: the queue figures come from one instant (fetched = unacked - ready).
         with self._redis.pipeline(transaction=True) as pipe:
             pending = self._process_buffer().take()
             self._queue(pipe, pending)
             for family in FAMILIES:
-                pipe.hgetall(self._key(family.name))
+                pipe.hgetall(metric_key(family.name))
             for queue in self._queues:
-                base = f"{self._namespace}:{queue}"
-                pipe.llen(base)  # ids not yet fetched by a worker
-                pipe.hlen(f"{base}.msgs")  # every message not yet acked (ready, prefetched, running)
-                pipe.hlen(f"{base}.DQ.msgs")  # delayed messages (eta in the future)
-                pipe.zcard(f"{base}.XQ")  # dead-lettered messages, kept a week
+                pipe.llen(dramatiq_key(queue))  # ids not yet fetched by a worker
+                pipe.hlen(dramatiq_key(queue, ".msgs"))  # every message not yet acked (ready, prefetched, running)
+                pipe.hlen(dramatiq_key(queue, ".DQ.msgs"))  # delayed messages (eta in the future)
+                pipe.zcard(dramatiq_key(queue, ".XQ"))  # dead-lettered messages, kept a week
             replies = pipe.execute()[len(pending):]
         hashes, queue_replies = replies[:len(FAMILIES)], replies[len(FAMILIES):]
-        families = [_family_from_hash(family, fields) for family, fields in zip(FAMILIES, hashes)]
+        families = [_family_from_hash(family, fields) for family, fields in zip(FAMILIES, hashes, strict=True)]
         families.extend(_queue_gauges(self._queues, queue_replies))
         return families
 
@@ -334,17 +347,17 @@ class _Families:
 # --- encoding --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _label(value: str, allowed: frozenset[str] | None = None) -> str:
-    if (allowed is None and _SAFE_LABEL.fullmatch(value)) or (allowed is not None and value in allowed):
-        return value
+@functools.lru_cache(maxsize=1024)
+def _label(value: str, allowed: frozenset[str] = frozenset(), *, pattern: re.Pattern[str] | None = None) -> str:
+    if value in allowed or (pattern is not None and pattern.fullmatch(value)):
+        return str(value)
     # The value itself is not logged: it may be a URL or a prompt. The series labelled
     # "other" shows which label got it.
-    _rejected_labels.warn("metrics: a label value that is not an allowed identifier was counted as %r", OTHER)
+    _rejected_labels.warn("metrics: a label value that is not an allowed one was counted as %r", OTHER)
     return OTHER
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _field(values: tuple[str, ...]) -> str:
     return json.dumps(values, separators=(",", ":"))
 
@@ -373,21 +386,21 @@ def _family_from_hash(family: _Family, fields: Mapping[bytes | str, bytes | str]
 def _histogram(family: _Family, decoded: list[tuple[tuple[str, ...], float]]) -> HistogramMetricFamily:
     counts: dict[tuple[str, ...], list[float]] = {}
     sums: dict[tuple[str, ...], float] = {}
-    for (*labels, part), value in decoded:
+    for values, value in decoded:
+        labels, part = values[:-1], values[-1]
         if len(labels) != len(family.labels):
             continue
-        key = tuple(labels)
         if part == "sum":
-            sums[key] = value
+            sums[labels] = value
         else:
             # A bound of an older bucket layout goes into the next bound up: still correct
             # for every bound at or above it.
             index = bisect.bisect_left(family.buckets, float(part))
-            counts.setdefault(key, [0.0] * (len(family.buckets) + 1))[index] += value
+            counts.setdefault(labels, [0.0] * (len(family.buckets) + 1))[index] += value
     histogram = HistogramMetricFamily(family.name, family.help, labels=family.labels)
     for labels in sorted(counts):
         cumulative, buckets = 0.0, []
-        for bound, count in zip(family.bound_labels, counts[labels]):
+        for bound, count in zip(family.bound_labels, counts[labels], strict=True):
             cumulative += count
             buckets.append((bound, cumulative))
         histogram.add_metric(labels, buckets, sums.get(labels, 0.0))
@@ -402,27 +415,25 @@ def _queue_gauges(queues: Sequence[str], replies: list[int]) -> list[Metric]:
                              labels=("queue",))
     for position, queue in enumerate(queues):
         ready, unacked, delayed, dead_letters = replies[position * 4:position * 4 + 4]
-        for state, value in zip(QUEUE_STATES, (ready, max(0, unacked - ready), delayed)):
+        for state, value in zip(QUEUE_STATES, (ready, max(0, unacked - ready), delayed), strict=True):
             messages.add_metric((queue, state), value)
         dead.add_metric((queue,), dead_letters)
     return [messages, dead]
 
 
 def _scrape_gauges(values: ScrapeGauges) -> list[Metric]:
-    return [
-        _gauge("bff_tasks_waiting", "Tasks waiting for provider capacity.", "bucket",
-               {bucket: counts[0] for bucket, counts in values.tasks.items()}),
-        _gauge("bff_tasks_in_flight", "Tasks holding provider capacity.", "bucket",
-               {bucket: counts[1] for bucket, counts in values.tasks.items()}),
-        _gauge("bff_credits_service_budget", "A provider's credit budget for today.", "service",
-               values.credits_budget),
-        _gauge("bff_credits_service_spent_today", "Credits charged at a provider today.", "service",
-               values.credits_spent_today),
-    ]
-
-
-def _gauge(name: str, help_: str, label: str, values: Mapping[str, float]) -> GaugeMetricFamily:
-    gauge = GaugeMetricFamily(name, help_, labels=(label,))
-    for label_value, value in sorted(values.items()):
-        gauge.add_metric((_label(label_value),), value)
-    return gauge
+    waiting = GaugeMetricFamily("bff_tasks_waiting", "Tasks waiting for provider capacity.", labels=("bucket",))
+    in_flight = GaugeMetricFamily("bff_tasks_in_flight", "Provider capacity in use: Tripo tasks in flight, "
+                                  "OpenAI edits started in the current window.", labels=("bucket",))
+    for bucket, (waiting_count, in_flight_count) in sorted(values.tasks.items()):
+        bucket_ = _label(bucket, BUCKETS)
+        waiting.add_metric((bucket_,), waiting_count)
+        in_flight.add_metric((bucket_,), in_flight_count)
+    families: list[Metric] = [waiting, in_flight]
+    for name, help_, value in (
+        ("bff_credits_service_budget", "The service's credit budget for today.", values.credits_budget),
+        ("bff_credits_spent_today", "Credits the service has spent today (UTC).", values.credits_spent_today),
+    ):
+        if value is not None:
+            families.append(GaugeMetricFamily(name, help_, value=value))
+    return families

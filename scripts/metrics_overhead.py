@@ -4,8 +4,10 @@
 
 Prints the per-call cost of the buffered ``http_request`` (what each HTTP request pays,
 from one thread and from several at once, as gthread workers do), of a counted provider
-call (one round trip), and the time to render a scrape. Needs redis-server on the PATH;
-touches no other Redis. Numbers, not assertions: compare them on the same machine.
+call (one round trip), what counting adds to a task's creation and end (no round trip of
+its own: it rides on the store's transaction), and the time to render a scrape. Needs
+redis-server on the PATH; touches no other Redis. Numbers, not assertions: compare them
+on the same machine.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ import redis  # noqa: E402
 
 from bff.metrics import Metrics  # noqa: E402
 from bff.redis_client import connection_options  # noqa: E402
+from bff.tasks.queue import POLL_QUEUE, SUBMIT_QUEUE  # noqa: E402
+from bff.tasks.record import COMPLETED, Kind, Service, Task  # noqa: E402
+from bff.tasks.store import TaskStore  # noqa: E402
 from tests.redis_server import PrivateRedis  # noqa: E402
 
-ROUTES = ("tasks.status", "tasks.result", "generate.text_to_model", "generate.image_to_model", "healthz")
+ROUTES = ("tasks.task_status", "tasks.task_result", "generate.text_to_model", "generate.image_to_model",
+          "health.healthz")
 
 
 def main() -> None:
@@ -35,10 +41,14 @@ def main() -> None:
     server = PrivateRedis()
     server.start()
     try:
-        metrics = Metrics(redis.Redis.from_url(server.url, **connection_options()), queues=("submit", "poll"))
+        client = redis.Redis.from_url(server.url, **connection_options())
+        metrics = Metrics(client, queues=(SUBMIT_QUEUE, POLL_QUEUE))
         for threads in args.threads:
             bench_http_request(metrics, args.calls, threads)
         bench_provider_request(metrics, 2_000)
+        for label, counted in (("without metrics", None), ("with metrics", metrics)):
+            store = TaskStore(client, retention_seconds=600, open_ttl_seconds=3600, metrics=counted)
+            bench_task_lifetime(store, label, 2_000)
         bench_render(metrics, 200)
         metrics.close()
     finally:
@@ -69,6 +79,16 @@ def bench_provider_request(metrics: Metrics, calls: int) -> None:
     for _ in range(calls):
         metrics.provider_request("tripo", "read", "ok", 0.35)
     print(f"provider_request (one round trip): {(time.perf_counter() - started) / calls * 1e6:.0f} µs a call")
+
+
+def bench_task_lifetime(store: TaskStore, label: str, tasks: int) -> None:
+    """A task created, then ended: the two store transactions that count it."""
+    started = time.perf_counter()
+    for _ in range(tasks):
+        task = Task.new(service=Service.TRIPO, kind=Kind.TEXT_TO_MODEL, params={}, request_id="bench")
+        store.create(task)
+        store.update(task.id, lambda current: current.evolve(status=COMPLETED, progress=100))
+    print(f"task created then ended, {label}: {(time.perf_counter() - started) / tasks * 1e6:.0f} µs a task")
 
 
 def bench_render(metrics: Metrics, renders: int) -> None:
