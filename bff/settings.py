@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
-from bff.identity.app_keys import ClientKeys
+from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
 
 
 class SettingsError(Exception):
@@ -72,6 +72,13 @@ def _positive_int(value: str) -> int:
 
 def _client_keys(value: str) -> ClientKeys | None:
     return ClientKeys.parse(value) if value.strip() else None
+
+
+def _bearer_token(value: str) -> str:
+    token = value.strip()
+    if token and len(token) < MIN_KEY_LENGTH:
+        raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
+    return token
 
 
 def _log_level(value: str) -> str:
@@ -135,6 +142,8 @@ class Settings:
     bff_tripo_refine_concurrency: int = _setting("5", _positive_int)
     bff_openai_tasks_per_minute: int = _setting("5", _positive_int)
     bff_openai_window_seconds: float = _setting("60", _positive_number)
+    # Metrics
+    bff_metrics_token: str = _setting("", _bearer_token, secret=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

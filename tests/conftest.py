@@ -74,7 +74,9 @@ def settings(redis_client):
 def app(settings):
     from bff.web import create_app
 
-    return create_app(settings)
+    built = create_app(settings)
+    yield built
+    built.extensions["bff"].metrics.close()  # its metrics flusher must not outlive the test
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bff.metrics import Metrics
 from bff.providers.openai import OpenAIClient
 from bff.providers.tripo import TripoClient
 from bff.settings import Settings
@@ -37,13 +38,18 @@ class WorkerRuntime:
     def queue(self) -> TaskQueue:
         return self.services.queue
 
+    @property
+    def metrics(self) -> Metrics:
+        return self.services.metrics
+
     @classmethod
     def build(cls, settings: Settings) -> WorkerRuntime:
         services = Services.build(settings)
+        observe = services.metrics.provider_request  # every provider call is counted and timed
         return cls(
             services=services,
-            tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key),
-            openai=OpenAIClient(settings.openai_api_base_url, settings.openai_api_key),
+            tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key, observe=observe),
+            openai=OpenAIClient(settings.openai_api_base_url, settings.openai_api_key, observe=observe),
             heartbeat=Heartbeat(services.redis),
         )
 

@@ -27,12 +27,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TaskChange
 from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
+
+if TYPE_CHECKING:
+    from bff.metrics import Metrics
 
 _PREFIX = "bff:"
 _OPEN = f"{_PREFIX}tasks:open"
@@ -103,10 +107,13 @@ class TaskVoided(Exception):
 
 
 class TaskStore:
-    def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float):
+    def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float,
+                 metrics: Metrics | None = None):
         self._redis = client
         self._create_script = client.register_script(_CREATE)
         self._resolve_script = client.register_script(_RESOLVE)
+        # Counts tasks created and ended in the very writes that create and end them.
+        self._metrics = metrics
         self._retention_seconds = max(1, int(retention_seconds))
         # A backstop: an open record outlives its deadline only if no worker ever runs.
         self._open_ttl_seconds = max(1, int(open_ttl_seconds))
@@ -137,6 +144,8 @@ class TaskStore:
             commands.append(["EXPIRE", task_key(task.id, "upload"), self._open_ttl_seconds])
         if remember is not None:
             commands.append(["SET", remember.key, remember.value, "EX", remember.ttl_seconds])
+        if self._metrics is not None:
+            commands += self._metrics.task_created_commands(task)
         return commands
 
     def resolve_create(self, task: Task) -> bool:
@@ -261,6 +270,16 @@ class TaskStore:
             return client.zcount(key, f"({now - bucket.window_seconds}", "+inf")
         return client.zcard(key)
 
+    def capacity_counts(self, buckets: list[Bucket]) -> dict[str, tuple[int, int]]:
+        """(waiting, in use) of each bucket, in one round trip."""
+        now = time.time()
+        with self._redis.pipeline(transaction=False) as pipe:
+            for bucket in buckets:
+                pipe.zcard(_capacity_key(bucket.name, "waiting"))
+                self._in_use(pipe, bucket, now)
+            counts = pipe.execute()
+        return {bucket.name: (counts[2 * i], counts[2 * i + 1]) for i, bucket in enumerate(buckets)}
+
     def open_task_ids(self) -> list[str]:
         return _decoded(self._redis.zrange(_OPEN, 0, -1))
 
@@ -305,6 +324,8 @@ class TaskStore:
             pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
         if task.is_terminal:
             pipe.delete(task_key(task.id, "upload"))  # inputs are not kept past their use
+            if self._metrics is not None:
+                self._metrics.task_finished(task, pipe=pipe)
             pipe.zrem(_OPEN, task.id)
             pipe.zrem(_polling_key(task.service), task.id)
         elif task.submission == SUBMITTED:

@@ -17,7 +17,8 @@ from bff.web.errors import BffApi, register_error_handlers
 from bff.web.rate_limits import init_rate_limits
 from bff.web.unsettled import UnsettledCreates
 
-from .routes import generate, health, styles, tasks
+from .routes import generate, health, metrics, styles, tasks
+from .services import services
 
 API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos into 3D models
 (Tripo) and 2D concept images (OpenAI).
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
     for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
+    if settings.bff_metrics_token:  # else /metrics does not exist: 404
+        app.register_blueprint(metrics.blp)
     register_error_handlers(app)
     _register_request_hooks(app)
     app.before_request(lambda: identify_client(settings.bff_api_keys))
@@ -97,9 +100,12 @@ def _register_request_hooks(app: Flask) -> None:
     @app.after_request
     def return_request_id(response):
         response.headers["X-Request-ID"] = g.get("request_id") or ""
+        seconds = time.monotonic() - g.get("started", time.monotonic())
         # The path only: query strings are the client's business, not the log's.
         access_log.info("request", extra={
             "method": request.method, "path": request.path, "status": response.status_code,
-            "duration_ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
+            "duration_ms": round(seconds * 1000, 1),
         })
+        # Counted by endpoint name, never by path: paths carry task ids.
+        services().metrics.http_request(request.endpoint, request.method, response.status_code, seconds)
         return response

@@ -14,9 +14,10 @@ from bff.identity.app_keys import ClientKeys
 from .refusals import Unauthenticated
 
 API_KEY_HEADER = "X-API-Key"
-# Routes any caller may use: health checks and the docs.
+# Routes any caller may use: health checks and the docs; and /metrics, which checks its own token.
 OPEN_ENDPOINTS = frozenset({
     "health.healthz", "health.readyz", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_ui_assets",
+    "metrics.scrape",
 })
 
 
