@@ -12,7 +12,7 @@ import requests
 
 from tests.conftest import wait_until
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 
 
 def start(role: str, environ: dict, output=subprocess.DEVNULL) -> subprocess.Popen:
