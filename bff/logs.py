@@ -122,6 +122,7 @@ def configure_logging(level: str, secrets_to_hide: tuple[str, ...] = ()) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # a Python warning is a log line like any other, not raw text
     for name in ("gunicorn.error", "dramatiq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

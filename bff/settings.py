@@ -35,8 +35,13 @@ def _url(value: str) -> str:
 
 
 def _redis_url(value: str) -> str:
-    if value.strip() != EMBEDDED_REDIS_URL and urlparse(value.strip()).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    scheme = urlparse(value.strip()).scheme
+    if scheme == "unix":
+        # redis-py opens unix:// but the rate limiter's storage (limits) does not: refused
+        # here rather than failing later inside the web process.
+        raise ValueError("must be a redis:// or rediss:// URL; a unix:// socket is not supported")
+    if value.strip() != EMBEDDED_REDIS_URL and scheme not in ("redis", "rediss"):
+        raise ValueError("must be a redis:// or rediss:// URL")
     return value.strip()
 
 
