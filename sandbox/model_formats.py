@@ -14,7 +14,8 @@ import json
 import math
 import struct
 import zipfile
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 from xml.etree import ElementTree
 
 from sandbox import assets
@@ -134,7 +135,8 @@ def _numbers(values) -> str:
 
 
 def _unit_normal(a, b, c) -> tuple[float, float, float]:
-    (ux, uy, uz), (vx, vy, vz) = ([q - p for p, q in zip(a, b)], [q - p for p, q in zip(a, c)])
+    (ux, uy, uz), (vx, vy, vz) = ([q - p for p, q in zip(a, b, strict=True)],
+                                  [q - p for p, q in zip(a, c, strict=True)])
     normal = (uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx)
     length = math.sqrt(sum(n * n for n in normal))
     return tuple(n / length for n in normal)
@@ -151,11 +153,11 @@ def _3mf_model() -> bytes:
     vertices = ElementTree.SubElement(mesh, f"{{{_3MF_CORE}}}vertices")
     for corner in corners:
         ElementTree.SubElement(vertices, f"{{{_3MF_CORE}}}vertex",
-                               dict(zip(("x", "y", "z"), (f"{c:g}" for c in corner))))
+                               dict(zip(("x", "y", "z"), (f"{c:g}" for c in corner), strict=True)))
     faces = ElementTree.SubElement(mesh, f"{{{_3MF_CORE}}}triangles")
     for triangle in triangles:
         ElementTree.SubElement(faces, f"{{{_3MF_CORE}}}triangle",
-                               dict(zip(("v1", "v2", "v3"), map(str, triangle))))
+                               dict(zip(("v1", "v2", "v3"), map(str, triangle), strict=True)))
     build = ElementTree.SubElement(model, f"{{{_3MF_CORE}}}build")
     ElementTree.SubElement(build, f"{{{_3MF_CORE}}}item", objectid="1")
     return ElementTree.tostring(model, encoding="UTF-8", xml_declaration=True)
