@@ -11,6 +11,8 @@ Keys (all under ``bff:``):
 - ``task:{id}:upload``: an uploaded input image (hash: data, content_type, filename),
   deleted when the task ends.
 - ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
+- ``task:{id}:conversions``: a model's conversions (hash: the format and options of a
+  conversion, see ``bff.tasks.conversions``, to the id of the latest such conversion task).
 - ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
   step with their records), or the start times of a rolling-window bucket.
 - ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 
 import redis
 
+from . import conversions
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TaskChange
 from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
@@ -80,14 +83,44 @@ class TaskStore:
         """Record a new task in one transaction, with its uploaded input when it has one,
         and with a value to remember alongside (an idempotency answer): all or nothing."""
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
-            pipe.zadd(_OPEN, {task.id: task.created_at})
-            if upload is not None:
-                pipe.hset(task_key(task.id, "upload"), mapping=upload.as_mapping())  # type: ignore[arg-type]
-                pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
-            if remember is not None:
-                pipe.set(remember.key, remember.value, ex=remember.ttl_seconds)
+            self._queue_create(pipe, task, upload, remember)
             pipe.execute()
+
+    def create_conversion(self, task: Task, remember: Remembered | None = None) -> Task | None:
+        """Record a conversion task and index it under its model, in one transaction; or,
+        when the model already has a conversion of the same format and options that has
+        not failed, record nothing and return that one (so two taps make one conversion)."""
+        index = task_key(task.params[conversions.SOURCE], "conversions")
+        fingerprint = conversions.fingerprint(task.params)
+
+        def body(pipe) -> Task | None:
+            earlier_id = pipe.hget(index, fingerprint)
+            earlier = _record_at(pipe, task_key(earlier_id.decode())) if earlier_id else None
+            if earlier is not None and conversions.reusable(earlier):
+                return earlier
+            pipe.multi()
+            self._queue_create(pipe, task, None, remember)
+            pipe.hset(index, fingerprint, task.id)
+            pipe.expire(index, self._open_ttl_seconds)  # outlives every conversion it names
+            pipe.execute()
+            return None
+
+        return self._optimistic((index,), body)
+
+    def conversions(self, model_task_id: str) -> list[Task]:
+        """The latest conversion of each format and options of a model, oldest first."""
+        ids = _decoded(self._redis.hvals(task_key(model_task_id, "conversions")))
+        return sorted(self.get_many(ids), key=lambda task: task.created_at)
+
+    def _queue_create(self, pipe: redis.client.Pipeline, task: Task, upload: Upload | None,
+                      remember: Remembered | None) -> None:
+        pipe.set(task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
+        pipe.zadd(_OPEN, {task.id: task.created_at})
+        if upload is not None:
+            pipe.hset(task_key(task.id, "upload"), mapping=upload.as_mapping())  # type: ignore[arg-type]
+            pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
+        if remember is not None:
+            pipe.set(remember.key, remember.value, ex=remember.ttl_seconds)
 
     def upload(self, task_id: str) -> Upload | None:
         fields = self._redis.hgetall(task_key(task_id, "upload"))
@@ -108,8 +141,7 @@ class TaskStore:
         return self._redis.lrange(task_key(task_id, "images"), 0, -1)  # type: ignore[return-value]
 
     def get(self, task_id: str) -> Task | None:
-        raw = self._redis.get(task_key(task_id))
-        return Task.from_json(raw) if raw else None
+        return _record_at(self._redis, task_key(task_id))
 
     def get_many(self, task_ids: list[str]) -> list[Task]:
         """The tasks that still exist among ``task_ids``, in order, in one round trip."""
@@ -162,20 +194,28 @@ class TaskStore:
     def _transaction(self, keys: tuple[str, ...], body) -> Task | None:
         """Optimistic transaction on an open task (``keys[0]``) and the other ``keys``:
         ``body(pipe, task)`` reads, then queues its writes after ``pipe.multi()`` and
-        returns the new record (or None to write nothing). Runs again, after a short
-        random pause, when another writer changed a watched key first."""
+        returns the new record (or None to write nothing)."""
+
+        def on_open_task(pipe) -> Task | None:
+            current = _record_at(pipe, keys[0])
+            if current is None or current.is_terminal:
+                return None
+            updated = body(pipe, current)
+            if updated is not None:
+                pipe.execute()
+            return updated
+
+        return self._optimistic(keys, on_open_task)
+
+    def _optimistic(self, keys: tuple[str, ...], body: Callable) -> Task | None:
+        """Run ``body(pipe)`` with ``keys`` watched; it reads, then queues its writes after
+        ``pipe.multi()`` and executes them. Runs again, after a short random pause, when
+        another writer changed a watched key first."""
         for attempt in range(_TRANSACTION_ATTEMPTS):
             with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(*keys)
-                    raw = pipe.get(keys[0])
-                    current = Task.from_json(raw) if raw else None
-                    if current is None or current.is_terminal:
-                        return None
-                    updated = body(pipe, current)
-                    if updated is not None:
-                        pipe.execute()
-                    return updated
+                    return body(pipe)
                 except redis.WatchError:
                     time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise TransactionContention(f"gave up after {_TRANSACTION_ATTEMPTS} conflicting writes to {keys[0]}")
@@ -272,6 +312,11 @@ class TaskStore:
                 pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
             else:
                 pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
+
+
+def _record_at(client, key: str) -> Task | None:
+    raw = client.get(key)
+    return Task.from_json(raw) if raw else None
 
 
 def _decoded(values: list) -> list[str]:
