@@ -1,13 +1,12 @@
 """Accepting a generation request: the one intake function.
 
 ``accept`` validates what the schemas cannot (the model a refine or a conversion works
-on), applies the Idempotency-Key, records the task and nudges a worker. A conversion
-that the model already has (same format and options, not failed) is answered instead
-of a new one. The request never calls a
-provider. The record is written before the message is sent, so a worker never receives
-a message for a task that does not exist. Once the record is written the client gets
-its 202, whatever happens to the message: reconciliation sends a task whose message
-never left.
+on), applies the Idempotency-Key, records the task and nudges a worker; a conversion
+the model already has (same format and options, not failed) answers instead of a new
+one. The request never calls a provider. The record is written before the message is
+sent, so a worker never receives a message for a task that does not exist. Once the
+record is written the client gets its 202, whatever happens to the message:
+reconciliation sends a task whose message never left.
 """
 
 from __future__ import annotations
