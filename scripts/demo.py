@@ -2,10 +2,12 @@
 
     python scripts/demo.py [--base-url http://localhost:8000] [--api-key KEY]
 
-For each generation flow: submit, poll the status (printing progress), download every
-result, check each file (a GLB header, a decodable PNG), and print a summary. Exits
-non-zero if any flow fails. Works against any running BFF; in sandbox mode it costs
-nothing, against live providers every flow is billed.
+For each generation flow, and for a USDZ and an STL converted from the first model:
+submit, poll the status (printing progress), download every result, check each file (a
+GLB header, a decodable PNG, a USDZ whose first file is a USD layer, an STL of the size
+its triangle count says), and print a summary. Exits non-zero if any flow fails. Works
+against any running BFF; in sandbox mode it costs nothing, against live providers every
+flow is billed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import struct
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 
 import requests
@@ -35,6 +38,35 @@ def check_glb(data: bytes) -> str:
     if magic != b"glTF" or version != 2 or length != len(data):
         raise DemoFailure(f"not a GLB 2.0 file (magic {magic!r}, version {version}, length {length})")
     return f"GLB 2.0, {len(data)} bytes"
+
+
+USD_LAYER_EXTENSIONS = (".usda", ".usdc", ".usd")
+STL_HEADER_BYTES = 84  # 80 bytes of header, then the triangle count
+STL_TRIANGLE_BYTES = 50
+
+
+def check_usdz(data: bytes) -> str:
+    """A USDZ is a zip whose first file is the USD layer (what AR Quick Look opens)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            names = package.namelist()
+    except zipfile.BadZipFile:
+        raise DemoFailure("not a USDZ: not a zip archive") from None
+    if not names or not names[0].lower().endswith(USD_LAYER_EXTENSIONS):
+        raise DemoFailure(f"not a USDZ: its first file is {names[:1]}, not a USD layer")
+    return f"USDZ, {len(data)} bytes, layer {names[0]}"
+
+
+def check_stl(data: bytes) -> str:
+    """A binary STL's size is exactly its header plus 50 bytes per triangle; an ASCII STL
+    (which some exporters write) ends its solid."""
+    if len(data) >= STL_HEADER_BYTES:
+        triangles = struct.unpack_from("<I", data, 80)[0]
+        if len(data) == STL_HEADER_BYTES + STL_TRIANGLE_BYTES * triangles:
+            return f"binary STL, {triangles} triangles"
+    if data.lstrip().startswith(b"solid") and b"endsolid" in data[-1024:]:
+        return f"ASCII STL, {len(data)} bytes"
+    raise DemoFailure(f"not an STL: {len(data)} bytes is not {STL_HEADER_BYTES} + {STL_TRIANGLE_BYTES} x triangles")
 
 
 def as_list(value) -> list:
@@ -71,7 +103,8 @@ MODEL_DOWNLOADS = (("result_url", check_glb), ("preview_url", check_png))
 
 
 class Demo:
-    """The flows, in the order the app uses them; refine works on the first flow's draft."""
+    """The flows, in the order the app uses them; refine and the conversions work on the
+    first flow's draft."""
 
     def __init__(self, base_url: str, image_url: str, api_key: str | None):
         self.base_url = base_url
@@ -88,6 +121,8 @@ class Demo:
             ("image-to-model (multiview)", lambda: self.model(
                 "/generate/image-to-model", {"image_urls": [self.image_url, None, self.image_url]})),
             ("refine-model", self.refine),
+            ("convert-model (usdz, for AR)", lambda: self.convert("usdz", check_usdz)),
+            ("convert-model (stl, for printing)", lambda: self.convert("stl", check_stl)),
             ("image-to-image", self.image_to_image),
         ]
 
@@ -100,6 +135,12 @@ class Demo:
         if not self.draft_task_id:
             raise DemoFailure("no completed draft to refine")
         return self.model("/generate/refine-model", {"draft_model_task_id": self.draft_task_id})
+
+    def convert(self, format_name: str, check: Callable[[bytes], str]) -> str:
+        if not self.draft_task_id:
+            raise DemoFailure("no completed model to convert")
+        body = {"model_task_id": self.draft_task_id, "format": format_name}
+        return self.run("/generate/convert-model", body, (("result_url", check),))[1]
 
     def model(self, path: str, body: dict) -> str:
         return self.run(path, body, MODEL_DOWNLOADS)[1]
@@ -114,7 +155,7 @@ class Demo:
             accepted = self.session.post(f"{self.base_url}{path}", data=body, files=files, timeout=60)
         else:
             accepted = self.session.post(f"{self.base_url}{path}", json=body, timeout=30)
-        if accepted.status_code != 202:
+        if accepted.status_code not in (200, 202):  # 200: a conversion the model already had
             raise DemoFailure(f"submit answered {accepted.status_code}: {accepted.text[:300]}")
         task = accepted.json()
         print(f"[{path}] task {task['task_id']} accepted")

@@ -11,6 +11,8 @@ Keys (all under ``bff:``):
 - ``task:{id}:upload``: an uploaded input image (hash: data, content_type, filename),
   deleted when the task ends.
 - ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
+- ``task:{id}:conversions``: a model's conversions (hash: the format and options of a
+  conversion, see ``bff.tasks.conversions``, to the id of the latest such conversion task).
 - ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
   step with their records), or the start times of a rolling-window bucket.
 - ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from . import conversions
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TaskChange
 from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
@@ -124,12 +127,15 @@ class TaskStore:
 
         Running it again (redis-py re-sends a command whose reply was lost) changes
         nothing. Once the task is void it never writes: see ``resolve_create``."""
+        if not self._create_script(args=self._create_args(task, upload, remember)):
+            raise TaskVoided(task.id)
+
+    def _create_args(self, task: Task, upload: Upload | None, remember: Remembered | None) -> list:
         record, *others = self.create_commands(task, upload, remember)
         args = [record[1], record[2], self._open_ttl_seconds]
         for command in others:
             args += [len(command), *command]
-        if not self._create_script(args=args):
-            raise TaskVoided(task.id)
+        return args
 
     def create_commands(self, task: Task, upload: Upload | None = None,
                         remember: Remembered | None = None) -> list[list]:
@@ -153,6 +159,34 @@ class TaskStore:
         task was recorded; False when it was not, and now never will be (the record's
         key holds a void mark, so a create that reaches Redis later writes nothing)."""
         return bool(self._resolve_script(keys=[task_key(task.id)], args=[self._open_ttl_seconds, _VOID]))
+
+    def create_conversion(self, task: Task, remember: Remembered | None = None) -> Task | None:
+        """Record a conversion task and index it under its model, in one transaction; or,
+        when the model already has a conversion of the same format and options that has
+        not failed, record nothing and return that one (so two taps make one conversion)."""
+        index = task_key(task.params[conversions.SOURCE], "conversions")
+        fingerprint = conversions.fingerprint(task.params)
+
+        def body(pipe) -> Task | None:
+            earlier_id = pipe.hget(index, fingerprint)
+            earlier = _parsed(pipe.get(task_key(earlier_id.decode()))) if earlier_id else None
+            if earlier is not None and conversions.reusable(earlier):
+                return earlier
+            pipe.multi()
+            self._create_script(args=self._create_args(task, None, remember), client=pipe)
+            pipe.hset(index, fingerprint, task.id)
+            pipe.expire(index, self._open_ttl_seconds)  # outlives every conversion it names
+            recorded, *_ = pipe.execute()
+            if not recorded:
+                raise TaskVoided(task.id)
+            return None
+
+        return self._optimistic((index,), body)
+
+    def conversions(self, model_task_id: str) -> list[Task]:
+        """The latest conversion of each format and options of a model, oldest first."""
+        ids = _decoded(self._redis.hvals(task_key(model_task_id, "conversions")))
+        return sorted(self.get_many(ids), key=lambda task: task.created_at)
 
     def upload(self, task_id: str) -> Upload | None:
         fields = self._redis.hgetall(task_key(task_id, "upload"))
@@ -226,19 +260,28 @@ class TaskStore:
     def _transaction(self, keys: tuple[str, ...], body) -> Task | None:
         """Optimistic transaction on an open task (``keys[0]``) and the other ``keys``:
         ``body(pipe, task)`` reads, then queues its writes after ``pipe.multi()`` and
-        returns the new record (or None to write nothing). Runs again, after a short
-        random pause, when another writer changed a watched key first."""
+        returns the new record (or None to write nothing)."""
+
+        def on_open_task(pipe) -> Task | None:
+            current = _parsed(pipe.get(keys[0]))
+            if current is None or current.is_terminal:
+                return None
+            updated = body(pipe, current)
+            if updated is not None:
+                pipe.execute()
+            return updated
+
+        return self._optimistic(keys, on_open_task)
+
+    def _optimistic(self, keys: tuple[str, ...], body: Callable) -> Task | None:
+        """Run ``body(pipe)`` with ``keys`` watched; it reads, then queues its writes after
+        ``pipe.multi()`` and executes them. Runs again, after a short random pause, when
+        another writer changed a watched key first."""
         for attempt in range(_TRANSACTION_ATTEMPTS):
             with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(*keys)
-                    current = _parsed(pipe.get(keys[0]))
-                    if current is None or current.is_terminal:
-                        return None
-                    updated = body(pipe, current)
-                    if updated is not None:
-                        pipe.execute()
-                    return updated
+                    return body(pipe)
                 except redis.WatchError:
                     time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise TransactionContention(f"gave up after {_TRANSACTION_ATTEMPTS} conflicting writes to {keys[0]}")

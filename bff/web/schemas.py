@@ -11,6 +11,12 @@ import unicodedata
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from bff.providers.tripo_requests import (
+    CONVERT_TARGETS,
+    FACE_LIMIT_RANGE,
+    TEXTURE_SIZE_RANGE,
+    TRIPO_CONVERT_DEFAULTS,
+)
 from bff.tasks.record import Service
 from bff.tasks.styles import STYLE_NAMES, styled_prompt
 
@@ -168,6 +174,50 @@ class RefineModelRequest(Schema):
     )
 
 
+def _convert_default(option: str, otherwise: object) -> str:
+    """The defaults of one option, read from the table that applies them."""
+    per_format = [f"{value} for {name}" for name, target in CONVERT_TARGETS.items()
+                  if (value := getattr(target, option)) is not None]
+    return f"Default: {', '.join(per_format)}; else {otherwise}."
+
+
+class ConvertModelRequest(Schema):
+    model_task_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "The task_id of a completed model task (generated or refined; not a conversion).",
+                  "example": "oE3h1pK3Qm0wB0tqXcK9Vd8a"},
+    )
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(tuple(CONVERT_TARGETS)),
+        metadata={"description": "usdz for AR (AR Quick Look), stl or 3mf for 3D printing, obj, fbx or gltf.",
+                  "example": "usdz"},
+    )
+    face_limit = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(*FACE_LIMIT_RANGE),
+        metadata={"description": f"At most this many faces. {_convert_default('face_limit', 'the full geometry')}",
+                  "example": 100000},
+    )
+    texture_size = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(*TEXTURE_SIZE_RANGE),
+        metadata={"description": "Texture width and height in pixels. "
+                  f"{_convert_default('texture_size', TRIPO_CONVERT_DEFAULTS['texture_size'])} Only for formats that "
+                  "carry a texture (not stl, 3mf).", "example": 2048},
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _texture_applies(self, data: dict, **_) -> None:
+        if data["texture_size"] is not None and not CONVERT_TARGETS[data["format"]].textured:
+            textured = ", ".join(name for name, target in CONVERT_TARGETS.items() if target.textured)
+            raise ValidationError(f"{data['format']} carries no texture; texture_size is only for {textured}.",
+                                  field_name="texture_size")
+
+
 class ImageToImageRequest(Schema):
     image = Upload(
         required=True,
@@ -222,6 +272,18 @@ class TaskErrorSchema(Schema):
     message = fields.String(metadata={"example": "The task did not finish before its deadline."})
 
 
+class ConversionSchema(Schema):
+    task_id = fields.String(metadata={"example": "Qm9x1pK3Qm0wB0tqXcK9Vd8b"})
+    format = fields.String(metadata={"example": "usdz"})
+    face_limit = fields.Integer(allow_none=True, metadata={"description": "null: the full geometry.",
+                                                           "example": 100000})
+    texture_size = fields.Integer(allow_none=True, metadata={"description": "null: no texture (stl, 3mf).",
+                                                             "example": 2048})
+    status = fields.String(metadata={"enum": ["pending", "processing", "completed", "failed"],
+                                     "example": "completed"})
+    status_url = fields.String()
+
+
 class TaskStatusResponse(Schema):
     task_id = fields.String()
     service = fields.String(metadata={"example": "tripo"})
@@ -244,6 +306,16 @@ class TaskStatusResponse(Schema):
                   "a model task's one model)."},
     )
     preview_url = fields.String(allow_none=True, metadata={"description": "When completed: a preview image link."})
+    result_format = fields.String(
+        metadata={"description": "Only on a completed model task: the model file's format, which is also its file "
+                  "extension: glb, gltf, usdz, stl, 3mf, obj, fbx, or zip (a format with side files, packed).",
+                  "example": "usdz"},
+    )
+    conversions = fields.List(
+        fields.Nested(ConversionSchema),
+        metadata={"description": "Only on a completed model task that can be converted: its conversions, oldest "
+                  "first (the latest of each format and options). Reuse one rather than converting again."},
+    )
     queue_position = fields.Integer(
         metadata={"description": "Only while the task waits for provider capacity: 1 means it is sent next.",
                   "example": 3},

@@ -48,7 +48,8 @@ def test_the_run_command_serves_every_flow_end_to_end(store, redis_client):
         demo = run_demo(base_url)
 
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert demo.stdout.count("OK   ") == 5 and "GLB 2.0" in demo.stdout and "PNG 1024x1024" in demo.stdout
+        assert demo.stdout.count("OK   ") == 7 and "GLB 2.0" in demo.stdout and "PNG 1024x1024" in demo.stdout
+        assert "USDZ, " in demo.stdout and "binary STL, 12 triangles" in demo.stdout
     finally:
         launcher.terminate()
         launcher.wait(timeout=40)

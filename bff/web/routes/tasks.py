@@ -52,7 +52,9 @@ def task_status(task_id: str, service: str, include: str | None):
     images_b64 = None
     if include == "b64_json" and task.status == COMPLETED and IMAGES in task.outputs:
         images_b64 = [base64.b64encode(image).decode() for image in app_services.store.images(task.id)]
-    return status_body(task, images_b64, app_services.store.queue_position(task))
+    # Only a completed model can have been converted.
+    conversions = app_services.store.conversions(task.id) if task.is_model and task.status == COMPLETED else None
+    return status_body(task, images_b64, app_services.store.queue_position(task), conversions)
 
 
 def _redirect_to_output(task_id: str, which: str):
