@@ -1,0 +1,27 @@
+"""End users' identity: verifying the app's sign-in tokens and App Check tokens.
+
+No Flask here: the web layer reads the headers, calls `TokenVerifier.verify` and answers
+401 on InvalidToken (its reason is safe to show) and 503 with Retry-After on
+IdentityUnavailable.
+"""
+
+from .errors import IdentityUnavailable, InvalidToken
+from .tokens import (
+    TokenVerifier,
+    VerifiedToken,
+    app_check_verifier,
+    claim_at,
+    require_authorized_party,
+    require_header_type,
+)
+
+__all__ = [
+    "IdentityUnavailable",
+    "InvalidToken",
+    "TokenVerifier",
+    "VerifiedToken",
+    "app_check_verifier",
+    "claim_at",
+    "require_authorized_party",
+    "require_header_type",
+]
