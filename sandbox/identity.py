@@ -18,8 +18,9 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -28,7 +29,7 @@ from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from sandbox.faults import drop_connection
+from sandbox import faults
 
 SANDBOX_AUDIENCE = "makeit3d-sandbox"
 DEFAULT_EXPIRES_IN = 3600
@@ -203,7 +204,7 @@ def create_identity_app(clock: Callable[[], float] = time.time) -> Flask:
             return None
         failure = sandbox.key_request(request.path)
         if failure == "drop":
-            return drop_connection()
+            return faults.drop_connection()
         if failure == "503":
             return jsonify(error="temporarily unavailable"), 503
         return None

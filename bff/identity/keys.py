@@ -21,7 +21,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -69,11 +70,8 @@ class IssuerKeys:
                  refresh_cooldown_seconds: float, key_lifespan_seconds: float,
                  clock: Callable[[], float] = time.monotonic):
         self._issuer = issuer
-        self._discovery_url = None if jwks_url else issuer.rstrip("/") + DISCOVERY_PATH
-        if jwks_url:
-            require_safe_url(jwks_url, "jwks_url")
-        else:
-            require_safe_url(self._discovery_url, "issuer")
+        self._discovery_url = issuer.rstrip("/") + DISCOVERY_PATH
+        require_safe_url(jwks_url or self._discovery_url, "jwks_url" if jwks_url else "issuer")
         self._jwks_url = jwks_url
         self._timeout = fetch_timeout_seconds
         self._cooldown = refresh_cooldown_seconds
@@ -91,44 +89,50 @@ class IssuerKeys:
         keys, just_fetched = self._current_keys()
         if kid in keys or just_fetched:
             return keys.get(kid)
-        return self._refetch_for_unknown_kid(kid).get(kid)
+        return self._refetch_for_unknown_kid(kid, keys).get(kid)
 
     def _current_keys(self) -> tuple[dict[str, PyJWK], bool]:
+        """The key set to use, and whether it was fetched just now."""
         keys = self._keys
         if keys is None:
-            return self._first_keys()
-        if self._clock() - self._fetched_at >= self._lifespan and self._fetch_lock.acquire(blocking=False):
+            return self._first_keys(), True
+        if self._is_stale() and self._fetch_lock.acquire(blocking=False):
             # Non-blocking: while one thread renews, the others keep using the old set.
             try:
-                if self._clock() - self._fetched_at >= self._lifespan and self._may_fetch():
+                if self._is_stale() and self._may_fetch():
                     fetched = self._try_fetch()
-                    return self._keys, fetched
+                    return fetched or keys, fetched is not None
             finally:
                 self._fetch_lock.release()
-        return self._keys, False
+        return keys, False
 
-    def _first_keys(self) -> tuple[dict[str, PyJWK], bool]:
+    def _first_keys(self) -> dict[str, PyJWK]:
         with self._fetch_lock:
             if self._keys is not None:  # another thread fetched them meanwhile
-                return self._keys, True
-            if not (self._may_fetch() and self._try_fetch()):
-                raise IdentityUnavailable(max(self._quiet_until - self._clock(), 1.0))
-            return self._keys, True
-
-    def _refetch_for_unknown_kid(self, kid: str) -> dict[str, PyJWK]:
-        with self._fetch_lock:
-            if kid in self._keys or not self._may_fetch():
                 return self._keys
-            self._try_fetch()
+            fetched = self._try_fetch() if self._may_fetch() else None
+            if fetched is None:
+                raise IdentityUnavailable(max(self._quiet_until - self._clock(), 1.0))
+            return fetched
+
+    def _refetch_for_unknown_kid(self, kid: str, known: dict[str, PyJWK]) -> dict[str, PyJWK]:
+        with self._fetch_lock:
+            latest = self._keys or known  # another thread may have fetched meanwhile
+            if kid in latest or not self._may_fetch():
+                return latest
+            fetched = self._try_fetch()
             self._quiet_until = self._clock() + self._cooldown
-            return self._keys
+            return fetched or latest
+
+    def _is_stale(self) -> bool:
+        return self._clock() - self._fetched_at >= self._lifespan
 
     def _may_fetch(self) -> bool:
         return self._clock() >= self._quiet_until
 
-    def _try_fetch(self) -> bool:
+    def _try_fetch(self) -> dict[str, PyJWK] | None:
         """Fetch the key set (the caller holds the fetch lock); on failure keep the old
-        one, stay quiet for a cooldown and say so in the log."""
+        one, stay quiet for a cooldown, say so in the log and return None."""
         try:
             keys = _usable_keys(self._get_json(self._jwks_location()))
         except (requests.RequestException, ValueError) as error:
@@ -136,9 +140,9 @@ class IssuerKeys:
             log.warning("could not fetch the identity issuer's keys",
                         extra={"issuer": self._issuer, "error": f"{type(error).__name__}: {error}",
                                "cached_keys": self._keys is not None})
-            return False
+            return None
         self._keys, self._fetched_at = keys, self._clock()
-        return True
+        return keys
 
     def _jwks_location(self) -> str:
         if self._jwks_url is None:

@@ -14,10 +14,10 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any
 
 import jwt
 
@@ -152,7 +152,7 @@ class TokenVerifier:
 
     def _verify_signed(self, token: str) -> VerifiedToken:
         header = _header(token)
-        algorithm = header.get("alg")
+        algorithm = self._allowed_algorithm(header)
         key = self._key_for(algorithm, header)
         try:
             claims = jwt.decode(token, key=key, algorithms=[algorithm], audience=self.audience,
@@ -168,11 +168,15 @@ class TokenVerifier:
         return VerifiedToken(subject=claims["sub"], issuer=claims["iss"],
                              claims=MappingProxyType(claims), expires_at=float(claims["exp"]))
 
-    def _key_for(self, algorithm: Any, header: Mapping[str, Any]) -> Any:
-        """The key to check the signature with, chosen by the header's algorithm family:
-        the HMAC secret for HS256 only, a published key for the asymmetric ones."""
+    def _allowed_algorithm(self, header: Mapping[str, Any]) -> str:
+        algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self._algorithms:
             raise InvalidToken(errors.ALGORITHM_NOT_ALLOWED)
+        return algorithm
+
+    def _key_for(self, algorithm: str, header: Mapping[str, Any]) -> Any:
+        """The key to check the signature with, chosen by the header's algorithm family:
+        the HMAC secret for HS256 only, a published key for the asymmetric ones."""
         if algorithm == HS256:
             return self._hs256_secret
         kid = header.get("kid")

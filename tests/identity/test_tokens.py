@@ -19,9 +19,9 @@ from bff.identity import (
     VerifiedToken,
     app_check_verifier,
     claim_at,
+    errors,
     require_authorized_party,
 )
-from bff.identity import errors
 from bff.identity.tokens import REQUIRED_CLAIMS, VerifiedTokenCache
 from sandbox.identity import Signer, new_signer
 from tests.conftest import wait_until
