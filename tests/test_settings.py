@@ -11,10 +11,13 @@ import pytest
 from bff.settings import Settings, SettingsError
 
 REQUIRED = {"REDIS_URL": "redis://127.0.0.1:6379/0", "TRIPO_API_KEY": "tsk_abc", "OPENAI_API_KEY": "sk-abc"}
+# A live configuration that accepts address-based clients (the identity settings are
+# tested in tests/web/test_users.py).
+LIVE = {**REQUIRED, "BFF_ALLOW_ANONYMOUS": "true"}
 
 
 def test_defaults_match_the_documented_ones():
-    settings = Settings.from_env(REQUIRED)
+    settings = Settings.from_env(LIVE)
 
     assert settings.tripo_api_base_url == "https://openapi.tripo3d.ai/v3"
     assert settings.tripo_model_version == "v3.1-20260211"
@@ -27,7 +30,7 @@ def test_defaults_match_the_documented_ones():
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
 def test_a_missing_required_setting_is_named(name):
-    environ = {k: v for k, v in REQUIRED.items() if k != name}
+    environ = {k: v for k, v in LIVE.items() if k != name}
 
     with pytest.raises(SettingsError, match=f"^{name} is required"):
         Settings.from_env(environ)
@@ -45,14 +48,14 @@ def test_a_missing_required_setting_is_named(name):
 ])
 def test_a_malformed_setting_is_named(name, value, fragment):
     with pytest.raises(SettingsError) as raised:
-        Settings.from_env({**REQUIRED, name: value})
+        Settings.from_env({**LIVE, name: value})
 
     assert str(raised.value).startswith(name) and fragment in str(raised.value)
 
 
 def test_a_malformed_secret_is_not_echoed():
     with pytest.raises(SettingsError) as raised:
-        Settings.from_env({**REQUIRED, "REDIS_URL": "http://user:hunter2@host"})
+        Settings.from_env({**LIVE, "REDIS_URL": "http://user:hunter2@host"})
 
     assert "hunter2" not in str(raised.value)
 
@@ -85,11 +88,11 @@ def test_sandbox_mode_refuses_a_real_provider_url():
 
 def test_the_embedded_store_is_refused_outside_sandbox_mode():
     with pytest.raises(SettingsError, match="needs BFF_SANDBOX=true"):
-        Settings.from_env({**REQUIRED, "REDIS_URL": "embedded://"})
+        Settings.from_env({**LIVE, "REDIS_URL": "embedded://"})
 
 
 def test_secrets_are_hidden_from_repr_and_include_the_redis_password():
-    settings = Settings.from_env({**REQUIRED, "REDIS_URL": "redis://:hunter2@redis.internal:6379/0"})
+    settings = Settings.from_env({**LIVE, "REDIS_URL": "redis://:hunter2@redis.internal:6379/0"})
 
     assert "tsk_abc" not in repr(settings) and "hunter2" not in repr(settings)
     assert {"tsk_abc", "sk-abc", "hunter2"} <= set(settings.secrets())
@@ -97,7 +100,7 @@ def test_secrets_are_hidden_from_repr_and_include_the_redis_password():
 
 def test_plain_client_keys_are_secrets_for_the_log_scrubber_but_digests_are_not():
     digest = "a" * 64
-    settings = Settings.from_env({**REQUIRED, "BFF_API_KEYS": f"ios=plain-key-0123456789abcdefgh,web=sha256:{digest}"})
+    settings = Settings.from_env({**LIVE, "BFF_API_KEYS": f"ios=plain-key-0123456789abcdefgh,web=sha256:{digest}"})
 
     assert "plain-key-0123456789abcdefgh" in settings.secrets()
     assert "plain-key-0123456789abcdefgh" not in repr(settings)

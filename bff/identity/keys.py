@@ -41,15 +41,20 @@ ASYMMETRIC_ALGORITHMS = frozenset({
 
 
 def require_safe_url(url: str, setting: str) -> None:
-    """Refuse a key URL an attacker on the network could answer: https only, plain http
-    only for a loopback host (the sandbox, tests). Raises ValueError naming `setting`."""
+    """Refuse a key URL an attacker on the network could answer (see is_safe_key_url).
+    Raises ValueError naming `setting`."""
+    if not is_safe_key_url(url):
+        parts = urlsplit(url)
+        raise ValueError(f"{setting} must be an https URL (plain http only for a loopback host), "
+                         f"got {parts.scheme or 'no scheme'}://{parts.hostname or ''}")
+
+
+def is_safe_key_url(url: str) -> bool:
+    """https only; plain http only for a loopback host (the sandbox, tests)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
-        return
-    raise ValueError(f"{setting} must be an https URL (plain http only for a loopback host), "
-                     f"got {parts.scheme or 'no scheme'}://{parts.hostname or ''}")
+        return True
+    return parts.scheme == "http" and _is_loopback(parts.hostname)
 
 
 def _is_loopback(host: str | None) -> bool:

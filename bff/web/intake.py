@@ -11,8 +11,9 @@ never left.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
@@ -32,6 +33,8 @@ class Caller:
     request_id: str
     endpoint: str
     idempotency_key: str | None
+    # The verified sign-in token's claims (read-only), or None without user sign-in.
+    claims: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from bff.identity import (
 from bff.identity.tokens import REQUIRED_CLAIMS, VerifiedTokenCache
 from sandbox.identity import Signer, new_signer
 from tests.conftest import wait_until
-from tests.identity.conftest import COOLDOWN_SECONDS, LIFESPAN_SECONDS, FakeClock
+from tests.issuer import COOLDOWN_SECONDS, LIFESPAN_SECONDS, FakeClock
 
 SECRET = "a-legacy-supabase-jwt-secret-of-40-chars!"
 

@@ -43,7 +43,7 @@ def _accepted(service: Service, kind: Kind, args: dict, upload: Upload | None = 
     """202 with a new task made of the request's ``args``, or the first answer again for a
     retry with the same Idempotency-Key."""
     caller = Caller(client=g.client, request_id=g.request_id, endpoint=request.endpoint or "",
-                    idempotency_key=request.headers.get(idempotency.HEADER))
+                    idempotency_key=request.headers.get(idempotency.HEADER), claims=g.claims)
     accepted = accept(services(), caller, service=service, kind=kind, args=args, status_url=status_url,
                       upload=upload)
     headers = {"Location": accepted.location}

@@ -1,6 +1,6 @@
-"""Fixtures for the identity tests: the sandbox issuer served over real HTTP on loopback
-(one server per module, its controller reset for each test) and a hand-moved monotonic
-clock that times the verifier's key refreshes."""
+"""The sandbox sign-in issuer served over real HTTP on loopback (one server per module,
+its controller reset for each test), and a hand-moved monotonic clock that times a
+verifier's key refreshes. Test modules and conftests import the fixtures from here."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Issuer:
 
 
 @pytest.fixture(scope="module")
-def _issuer_server():
+def issuer_server():
     app = create_identity_app()
     server = serve_in_thread(app)
     yield server, app.extensions["identity_sandbox"]
@@ -63,7 +63,7 @@ def _issuer_server():
 
 
 @pytest.fixture
-def issuer(_issuer_server) -> Issuer:
-    server, sandbox = _issuer_server
+def issuer(issuer_server) -> Issuer:
+    server, sandbox = issuer_server
     sandbox.reset()
     return Issuer(server.base_url, sandbox)
