@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
-from bff.identity.app_keys import ClientKeys
+from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
 from bff.identity.keys import ASYMMETRIC_ALGORITHMS, is_safe_key_url
 from bff.identity.tokens import APP_CHECK_JWKS_URL, MIN_HS256_SECRET_BYTES
 
@@ -74,6 +74,13 @@ def _positive_int(value: str) -> int:
 
 def _client_keys(value: str) -> ClientKeys | None:
     return ClientKeys.parse(value) if value.strip() else None
+
+
+def _bearer_token(value: str) -> str:
+    token = value.strip()
+    if token and len(token) < MIN_KEY_LENGTH:
+        raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
+    return token
 
 
 def _key_url(value: str) -> str:
@@ -179,6 +186,8 @@ class Settings:
     bff_tripo_refine_concurrency: int = _setting("5", _positive_int)
     bff_openai_tasks_per_minute: int = _setting("5", _positive_int)
     bff_openai_window_seconds: float = _setting("60", _positive_number)
+    # Metrics
+    bff_metrics_token: str = _setting("", _bearer_token, secret=True)
     # End users' sign-in tokens and App Check (bff.identity, bff.web.clients)
     bff_auth_issuer: str = _setting("", _key_url)
     bff_auth_audience: str = _setting("", _text)

@@ -39,6 +39,11 @@ def pytest_configure(config):
     )
 
 
+def redis_port() -> int:
+    """The private Redis server's port (for a proxy in front of it)."""
+    return _redis_server.port
+
+
 def pytest_unconfigure(config):
     _redis_server.remove()
 
@@ -73,7 +78,9 @@ def settings(redis_client):
 def app(settings):
     from bff.web import create_app
 
-    return create_app(settings)
+    built = create_app(settings)
+    yield built
+    built.extensions["bff"].metrics.close()  # its metrics flusher must not outlive the test
 
 
 @pytest.fixture

@@ -105,6 +105,15 @@ def test_plain_client_keys_are_secrets_for_the_log_scrubber_but_digests_are_not(
     assert "plain-key-0123456789abcdefgh" not in repr(settings)
 
 
+def test_the_metrics_token_is_a_secret_of_at_least_24_characters():
+    token = "metrics-token-0123456789abcdef"
+    settings = Settings.from_env({**LIVE, "BFF_METRICS_TOKEN": token})
+
+    assert token in settings.secrets() and token not in repr(settings)
+    with pytest.raises(SettingsError, match="BFF_METRICS_TOKEN must be at least 24 characters; got \\(hidden\\)"):
+        Settings.from_env({**LIVE, "BFF_METRICS_TOKEN": "short"})
+
+
 # --- who may call -----------------------------------------------------------------------
 
 SIGN_IN = {"BFF_AUTH_ISSUER": "https://makeit3d.supabase.co/auth/v1", "BFF_AUTH_AUDIENCE": "authenticated"}

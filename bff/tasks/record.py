@@ -83,6 +83,7 @@ class Task:
     progress: int = 0
     submission: str = NOT_SUBMITTED
     claimed_at: float | None = None
+    claimed_by: str | None = None  # the claiming worker process's heartbeat id
     sending_at: float | None = None  # recorded just before the provider call leaves
     next_attempt_at: float | None = None  # when a waiting task is due to be sent (again)
     deadline_from: float | None = None  # when it left the capacity queue; else created_at

@@ -1,4 +1,5 @@
-"""What both roles need to work on tasks (Redis, the task store, the queue), built once per process."""
+"""What both roles need to work on tasks (Redis, the task store, the queue, the metrics), built
+once per process."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from bff.metrics import Metrics
 from bff.redis_client import build_redis
 from bff.settings import Settings
-from bff.tasks.queue import TaskQueue
+from bff.tasks.queue import POLL_QUEUE, SUBMIT_QUEUE, TaskQueue
 from bff.tasks.store import TaskStore
 
 
@@ -19,10 +21,12 @@ class Services:
     redis: redis.Redis
     store: TaskStore
     queue: TaskQueue
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         client = build_redis(settings.redis_url, verify_tls=settings.redis_tls_verify)
+        metrics = Metrics(client, queues=(SUBMIT_QUEUE, POLL_QUEUE))
         return cls(
             settings=settings,
             redis=client,
@@ -30,7 +34,9 @@ class Services:
                 client,
                 retention_seconds=settings.bff_result_ttl_seconds,
                 open_ttl_seconds=settings.bff_task_deadline_seconds + settings.bff_result_ttl_seconds,
+                metrics=metrics,
             ),
             # This broker only enqueues (the worker role declares its own), so it needs no middleware.
             queue=TaskQueue(RedisBroker(client=client, middleware=[])),
+            metrics=metrics,
         )

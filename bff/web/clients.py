@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 APP_CHECK_HEADER = "X-Firebase-AppCheck"
-# Routes any caller may use: health checks and the docs.
+# Routes any caller may use: health checks and the docs; and /metrics, which checks its own token.
 OPEN_ENDPOINTS = frozenset({
     "health.healthz", "health.readyz", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagger_ui_assets",
+    "metrics.scrape",
 })
 # The routes that spend provider credit: the ones App Check guards.
 _GENERATION_BLUEPRINT = "generate."

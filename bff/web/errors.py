@@ -14,7 +14,7 @@ from http import HTTPStatus
 
 from flask import jsonify
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.tasks.store import TransactionContention
@@ -56,6 +56,11 @@ class BffApi(Api):
     def handle_http_exception(self, error: HTTPException):
         payload, status, headers = super().handle_http_exception(error)
         payload.setdefault("message", _DEFAULT_MESSAGES.get(status) or error.description)
+        if "errors" in payload:
+            # marshmallow keys a list's errors by index: mixed with names, JSON cannot sort them.
+            payload["errors"] = _with_text_keys(payload["errors"])
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers = {**(headers or {}), "Allow": ", ".join(error.valid_methods)}
         return payload, status, headers
 
 
@@ -68,6 +73,12 @@ _REFUSAL_STATUSES: dict[type[Refusal], int] = {
     InvalidInput: 422,
     Unavailable: 503,
 }
+
+
+def _with_text_keys(errors):
+    if isinstance(errors, dict):
+        return {str(key): _with_text_keys(value) for key, value in errors.items()}
+    return errors
 
 
 def register_error_handlers(app) -> None:

@@ -11,6 +11,7 @@ never left.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,19 @@ from typing import Any
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
+from bff.tasks.store import Remembered
 
 from . import idempotency
 from .refusals import TaskNotFound, TaskNotReady
+from .unsettled import UnsettledCreates
 
 log = logging.getLogger(__name__)
+
+# A request starts another attempt to learn whether its create ran only this soon after
+# the create began: an attempt against a hung Redis takes up to about 1.1 s (two socket
+# timeouts), and the service promises a 503 within 2 s.
+RESOLVE_WITHIN_SECONDS = 0.7
+_RESOLVE_PAUSE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class Accepted:
 
 def accept(
     services: Services, caller: Caller, *, service: Service, kind: Kind, args: dict,
-    status_url: Callable[[Task], str], upload: Upload | None = None,
+    status_url: Callable[[Task], str], unsettled: UnsettledCreates, upload: Upload | None = None,
 ) -> Accepted:
     """Accept a task made of the request's ``args``, or replay the answer to an earlier
     request with the same Idempotency-Key."""
@@ -59,16 +68,44 @@ def accept(
                         client=caller.client)
         accepted = Accepted(accepted_body(task, status_url(task)), status_url(task))
         remember = idempotency.answer_to_remember(claim, accepted.body, accepted.location) if claim else None
-        services.store.create(task, upload, remember)
     except BaseException:
         if claim:
             idempotency.abandon(services.redis, claim)
         raise
+    _record(services, task, upload, remember, claim, unsettled)
     try:
         services.queue.submit(task.id, task.request_id)
     except REDIS_UNAVAILABLE_ERRORS:
         log.warning("could not enqueue the new task; reconciliation will send it", extra={"new_task": task.id})
     return accepted
+
+
+def _record(services: Services, task: Task, upload: Upload | None, remember: Remembered | None,
+            claim: idempotency.Claim | None, unsettled: UnsettledCreates) -> None:
+    """Record the task, or raise with the outcome settled: a create whose reply was lost
+    may have run, so it is never taken as failed until Redis says so (the task then is
+    void and can never be recorded); when Redis cannot say in time, the task is settled
+    in the background and never sent, since the client is told the request failed."""
+    started = time.monotonic()
+    try:
+        services.store.create(task, upload, remember)
+        return
+    except REDIS_UNAVAILABLE_ERRORS as error:
+        lost = error
+    while time.monotonic() - started < RESOLVE_WITHIN_SECONDS:
+        try:
+            recorded = services.store.resolve_create(task)
+        except REDIS_UNAVAILABLE_ERRORS:
+            time.sleep(_RESOLVE_PAUSE_SECONDS)
+            continue
+        if recorded:
+            log.warning("a create whose reply was lost had run; accepted", extra={"new_task": task.id})
+            return
+        if claim:
+            idempotency.abandon(services.redis, claim)
+        raise lost
+    unsettled.settle_later(task, claim)
+    raise lost
 
 
 def accepted_body(task: Task, status_url: str) -> dict:

@@ -6,6 +6,8 @@ field name is a 422 rather than a silently ignored option.
 
 from __future__ import annotations
 
+import unicodedata
+
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
@@ -21,9 +23,32 @@ IMAGE_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 BACKGROUNDS = ("transparent", "opaque", "auto")
 
 
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
+# Characters that show nothing: whitespace, format characters (U+200B, U+202E...), and
+# the unassigned or private-use ones.
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "Co", "Cs"})
+_ORDINARY_WHITESPACE = frozenset("\t\n\r")
+
+
+def _plain_text(value: str) -> None:
+    """Text a person typed: visible characters, no control characters (other than tabs
+    and line breaks) and no lone surrogates, which a provider may choke on or misread."""
+    categories = [unicodedata.category(char) for char in value]
+    if "Cs" in categories:
+        raise ValidationError("Must be valid Unicode text (it contains a lone surrogate).")
+    if any(category == "Cc" and char not in _ORDINARY_WHITESPACE for char, category in zip(value, categories,
+                                                                                            strict=True)):
+        raise ValidationError("Must not contain control characters.")
+    if all(category in _INVISIBLE_CATEGORIES for category in categories):
+        raise ValidationError("Must contain visible characters.")
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false, and nothing else (marshmallow would also take 0, 1, "yes"...)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 def _is_emoji(char: str) -> bool:
@@ -34,7 +59,7 @@ def _is_emoji(char: str) -> bool:
 class TextToModelRequest(Schema):
     prompt = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=TRIPO_PROMPT_LIMIT), _not_blank],
+        validate=[validate.Length(min=1, max=TRIPO_PROMPT_LIMIT), _plain_text],
         metadata={
             "description": "What to model, 1..1024 characters (less with a style, which adds words). No emoji.",
             "example": "a friendly dragon sitting on a treasure chest",
@@ -45,7 +70,7 @@ class TextToModelRequest(Schema):
         validate=validate.OneOf(STYLE_NAMES),
         metadata={"description": "A style name from GET /styles.", "example": "cartoon"},
     )
-    texture = fields.Boolean(
+    texture = JsonBoolean(
         load_default=True,
         metadata={"description": "false for an untextured model: cheaper and faster, good for a draft."},
     )
@@ -85,7 +110,7 @@ VIEW_ORDER = ("front", "left", "back", "right")
 class _ImageInputOptions(Schema):
     prompt = fields.String(
         load_default=None,
-        validate=validate.Length(max=TRIPO_PROMPT_LIMIT),
+        validate=[validate.Length(max=TRIPO_PROMPT_LIMIT), _plain_text],
         metadata={"description": _IMAGE_PROMPT_NOTE},
     )
     style = fields.String(
@@ -93,7 +118,7 @@ class _ImageInputOptions(Schema):
         validate=validate.OneOf(STYLE_NAMES),
         metadata={"description": f"A style name from GET /styles. {_IMAGE_PROMPT_NOTE}"},
     )
-    texture = fields.Boolean(
+    texture = JsonBoolean(
         load_default=True,
         metadata={"description": "false for an untextured model: cheaper and faster, good for a draft."},
     )
@@ -117,6 +142,8 @@ class ImageToModelRequest(_ImageInputOptions):
             f"two to four make a multiview model. {_IMAGE_URL_NOTE}",
             "example": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
                         "https://example.com/right.jpg"],
+            "minItems": 1,
+            "maxItems": 4,
         },
     )
 
@@ -149,7 +176,7 @@ class ImageToImageRequest(Schema):
     )
     prompt = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=OPENAI_PROMPT_LIMIT), _not_blank],
+        validate=[validate.Length(min=1, max=OPENAI_PROMPT_LIMIT), _plain_text],
         metadata={"description": "What the concept images should show, 1..32000 characters.",
                   "example": "a cute robot toy, front view"},
     )

@@ -19,7 +19,7 @@ from ..schemas import (
     TaskAcceptedResponse,
     TextToModelRequest,
 )
-from ..services import services
+from ..services import services, unsettled_creates
 from ..task_view import status_url
 from ..uploads import UploadRejected, UploadTooLarge, check_image
 from .docs import error_responses
@@ -45,7 +45,7 @@ def _accepted(service: Service, kind: Kind, args: dict, upload: Upload | None = 
     caller = Caller(client=g.client, request_id=g.request_id, endpoint=request.endpoint or "",
                     idempotency_key=request.headers.get(idempotency.HEADER), claims=g.claims)
     accepted = accept(services(), caller, service=service, kind=kind, args=args, status_url=status_url,
-                      upload=upload)
+                      unsettled=unsettled_creates(), upload=upload)
     headers = {"Location": accepted.location}
     if accepted.replayed:
         headers[idempotency.REPLAYED_HEADER] = "true"

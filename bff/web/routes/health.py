@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_smorest import Blueprint, abort
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.web.errors import RETRY_AFTER_SECONDS
@@ -27,9 +28,20 @@ def healthz():
 @blp.response(200, ReadinessResponse)
 @error_responses(blp, 503)
 def readyz():
-    """Readiness: Redis is reachable"""
+    """Readiness: Redis takes writes
+
+    A write, not a ping: a full Redis (maxmemory) or a replica during failover answers
+    pings but refuses every task."""
+    app_services = services()
     try:
-        services().redis.ping()
-    except REDIS_UNAVAILABLE_ERRORS:
-        abort(503, message="Not ready: Redis is unreachable.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-    return {"status": "ready", "redis": "ok", "sandbox": services().settings.bff_sandbox}
+        app_services.redis.set(_PROBE_KEY, "1", px=_PROBE_MILLISECONDS)
+    except REDIS_UNAVAILABLE_ERRORS as error:
+        why = _WHY.get(type(error).__name__, "is unreachable")
+        abort(503, message=f"Not ready: Redis {why}.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return {"status": "ready", "redis": "ok", "sandbox": app_services.settings.bff_sandbox}
+
+
+_PROBE_KEY = "bff:readyz"
+_PROBE_MILLISECONDS = 5000
+_WHY = {OutOfMemoryError.__name__: "is full (maxmemory)",
+        ReadOnlyError.__name__: "is read-only (a replica, or failing over)"}

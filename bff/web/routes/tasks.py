@@ -95,7 +95,11 @@ def task_preview(task_id: str):
 
 
 @blp.route("/<task_id>/images/<int:index>")
-@blp.alt_response(200, description="The image (PNG, JPEG or WebP).", success=True)
+@blp.doc(responses={"200": {
+    "description": "The image, as its content type says.",
+    "content": {content_type: {"schema": {"type": "string", "format": "binary"}}
+                for content_type in CONTENT_TYPES.values()},
+}})
 @error_responses(blp, 401, 404, 409, 429)
 @status_requests
 def task_image(task_id: str, index: int):
