@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bff.providers.tripo_requests import conversion_options
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
@@ -44,6 +45,8 @@ class Caller:
     request_id: str
     endpoint: str
     idempotency_key: str | None
+    # The verified sign-in token's claims (read-only), or None without user sign-in.
+    claims: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
