@@ -1,6 +1,6 @@
 """REDIS_URL: a URL the settings accept opens in every component that uses it (task store,
-Dramatiq broker, the rate limiter's storage); a unix:// socket, which the rate limiter
-cannot open, stops every role at start with a message naming REDIS_URL."""
+Dramatiq broker, request limits); a unix:// socket stops every role at start with a
+message naming REDIS_URL."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 from dramatiq.brokers.redis import RedisBroker
-from limits.storage import storage_from_string
 
-from bff.redis_client import build_redis, connection_options
+from bff.redis_client import build_redis
 from bff.settings import Settings, SettingsError
 
 ROOT = Path(__file__).parent.parent
@@ -25,8 +24,7 @@ UNIX_SOCKET_URL = "unix:///var/run/redis/redis.sock"
 def test_an_accepted_url_is_one_every_component_can_open(url):
     redis_url = Settings.from_env({**REQUIRED, "REDIS_URL": url}).redis_url
 
-    RedisBroker(client=build_redis(redis_url))  # task store, queue and poller lease
-    storage_from_string(redis_url, **connection_options())  # what flask-limiter builds at start
+    RedisBroker(client=build_redis(redis_url))  # task store, queue, poller lease and request limits
 
 
 def test_a_unix_socket_url_is_refused_by_the_settings():

@@ -13,6 +13,8 @@ Keys (all under ``bff:``):
 - ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
 - ``task:{id}:conversions``: a model's conversions (hash: the format and options of a
   conversion, see ``bff.tasks.conversions``, to the id of the latest such conversion task).
+- ``task:{id}:view``: what the status route serves (see ``bff.tasks.status_view``),
+  written with the record and expiring with it.
 - ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
   step with their records), or the start times of a rolling-window bucket.
 - ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from . import conversions
+from . import conversions, status_view
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TaskChange
 from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
@@ -43,11 +45,12 @@ if TYPE_CHECKING:
 
 _PREFIX = "bff:"
 _OPEN = f"{_PREFIX}tasks:open"
+TASK_KEY_PREFIX = f"{_PREFIX}task:"  # a record's key is this and its id
 
 
 def task_key(task_id: str, part: str | None = None) -> str:
-    """The record's key, or the key of one of its parts (urls, upload, images, dispatched)."""
-    return f"{_PREFIX}task:{task_id}" + (f":{part}" if part else "")
+    """The record's key, or the key of one of its parts (urls, upload, images, view...)."""
+    return f"{TASK_KEY_PREFIX}{task_id}" + (f":{part}" if part else "")
 
 
 def _capacity_key(bucket: str, part: str) -> str:
@@ -144,6 +147,8 @@ class TaskStore:
         commands: list[list] = [
             ["SET", task_key(task.id), task.to_json(), "NX", "EX", self._open_ttl_seconds],
             ["ZADD", _OPEN, task.created_at, task.id],
+            ["HSET", view_key(task.id), *_flat(_view_fields(task))],
+            ["EXPIRE", view_key(task.id), self._open_ttl_seconds],
         ]
         if upload is not None:
             commands.append(["HSET", task_key(task.id, "upload"), *_flat(upload.as_mapping())])
@@ -333,6 +338,7 @@ class TaskStore:
         if task_ids:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(_OPEN, *task_ids)
+                pipe.delete(*map(view_key, task_ids))
                 for service in Service:
                     pipe.zrem(_polling_key(service), *task_ids)
                 for bucket in BUCKET_NAMES:
@@ -356,14 +362,32 @@ class TaskStore:
         key = task_key(task_id, "urls-refreshing")
         return bool(self._redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
 
+    def ensure_view(self, task_id: str) -> None:
+        """Render the view of a record written without one (by a version before views, or
+        by hand), to expire with the record; nothing when the record is gone."""
+
+        def body(pipe) -> None:
+            task = _parsed(pipe.get(task_key(task_id)))
+            if task is None:
+                return None
+            ttl_ms = pipe.pttl(task_key(task_id))
+            pipe.multi()
+            _write_view(pipe, task, ttl_ms / 1000 if ttl_ms > 0 else None)
+            pipe.execute()
+            return None
+
+        self._optimistic((task_key(task_id),), body)
+
     def _write(self, pipe: redis.client.Pipeline, task: Task) -> None:
         key = task_key(task.id)
         if task.is_terminal:
             pipe.set(key, task.to_json(), ex=self._retention_seconds)
+            _write_view(pipe, task, self._retention_seconds)
         else:
             # The backstop TTL runs from the last change: a task waiting its turn for hours
             # keeps its record and its upload.
             pipe.set(key, task.to_json(), ex=self._open_ttl_seconds)
+            _write_view(pipe, task, self._open_ttl_seconds)
             pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
         if task.is_terminal:
             pipe.delete(task_key(task.id, "upload"))  # inputs are not kept past their use
@@ -390,6 +414,25 @@ class TaskStore:
                 pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
             else:
                 pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
+
+
+def view_key(task_id: str) -> str:
+    return task_key(task_id, "view")
+
+
+def _view_fields(task: Task) -> dict[str, str]:
+    waiting = task.submission == WAITING and not task.is_terminal
+    return status_view.view_fields(
+        task, _capacity_key(bucket_name(task.service, task.kind), "waiting") if waiting else None)
+
+
+def _write_view(pipe: redis.client.Pipeline, task: Task, ttl_seconds: float | None) -> None:
+    """Replace the task's view (fields of an earlier state must not linger)."""
+    key = view_key(task.id)
+    pipe.delete(key)
+    pipe.hset(key, items=_flat(_view_fields(task)))
+    if ttl_seconds is not None:
+        pipe.pexpire(key, max(1, int(ttl_seconds * 1000)))
 
 
 def _parsed(raw) -> Task | None:

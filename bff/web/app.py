@@ -15,6 +15,7 @@ from bff.tasks.services import Services
 from bff.web.clients import Identity, SecurityDocs, identify_client, sign_in_help
 from bff.web.errors import BffApi, register_error_handlers
 from bff.web.rate_limits import init_rate_limits
+from bff.web.status_reads import init_status_reads
 from bff.web.unsettled import UnsettledCreates
 
 from .routes import generate, health, metrics, styles, tasks
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     _register_request_hooks(app)
     app.before_request(lambda: identify_client(identity))
-    init_rate_limits(app, settings)  # after identify_client: limits are per client
+    init_rate_limits(app, app_services.redis)
+    init_status_reads(app, app_services.redis, app_services.store)
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
     return app
 

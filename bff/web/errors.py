@@ -22,6 +22,7 @@ from bff.tasks.store import TransactionContention
 from .refusals import (
     InFlight,
     InvalidInput,
+    RateLimited,
     Refusal,
     TaskNotFound,
     TaskNotReady,
@@ -71,6 +72,7 @@ _REFUSAL_STATUSES: dict[type[Refusal], int] = {
     TaskNotReady: 409,
     InFlight: 409,
     InvalidInput: 422,
+    RateLimited: 429,
     Unavailable: 503,
 }
 

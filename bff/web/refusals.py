@@ -50,3 +50,7 @@ class InFlight(Refusal):
 
 class Unavailable(Refusal):
     """Something the answer needs cannot be had right now; retry after ``retry_after``."""
+
+
+class RateLimited(Refusal):
+    """This client is over a request limit; retry after ``retry_after`` seconds."""
