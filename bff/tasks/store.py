@@ -18,6 +18,9 @@ Keys (all under ``bff:``):
 - ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
   step with their records), or the start times of a rolling-window bucket.
 - ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
+- ``timers:{timer}``: reconciliation's timers (``bff.tasks.lifecycle.timer_origins``):
+  the open tasks each rule may apply to, scored by when its clock started; kept in step
+  with the records, so a poll cycle reads only the tasks whose time has come.
 
 Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
 the record, applies a pure change function, and writes the record and its index entries
@@ -26,18 +29,19 @@ together. A terminal record is final: no change applies to it.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
 from . import conversions, status_view
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
-from .lifecycle import TaskChange
+from .lifecycle import TIMERS, TaskChange, timer_origins
 from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
 
 if TYPE_CHECKING:
@@ -60,6 +64,15 @@ def _capacity_key(bucket: str, part: str) -> str:
 
 def _polling_key(service: str) -> str:
     return f"{_PREFIX}tasks:polling:{service}"
+
+
+def timer_key(timer: str) -> str:
+    """A timer's sorted set (see bff.tasks.lifecycle.TIMERS)."""
+    return f"{_PREFIX}timers:{timer}"
+
+
+_TIMERS_INDEXED = f"{_PREFIX}timers:indexed"
+_T = TypeVar("_T")
 
 
 class TransactionContention(Exception):
@@ -149,6 +162,7 @@ class TaskStore:
             ["ZADD", _OPEN, task.created_at, task.id],
             ["HSET", view_key(task.id), *_flat(_view_fields(task))],
             ["EXPIRE", view_key(task.id), self._open_ttl_seconds],
+            *(["ZADD", timer_key(timer), origin, task.id] for timer, origin in timer_origins(task).items()),
         ]
         if upload is not None:
             commands.append(["HSET", task_key(task.id, "upload"), *_flat(upload.as_mapping())])
@@ -278,7 +292,7 @@ class TaskStore:
 
         return self._optimistic(keys, on_open_task)
 
-    def _optimistic(self, keys: tuple[str, ...], body: Callable) -> Task | None:
+    def _optimistic(self, keys: tuple[str, ...], body: Callable[[redis.client.Pipeline], _T]) -> _T:
         """Run ``body(pipe)`` with ``keys`` watched; it reads, then queues its writes after
         ``pipe.multi()`` and executes them. Runs again, after a short random pause, when
         another writer changed a watched key first."""
@@ -339,12 +353,33 @@ class TaskStore:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(_OPEN, *task_ids)
                 pipe.delete(*map(view_key, task_ids))
+                for timer in TIMERS:
+                    pipe.zrem(timer_key(timer), *task_ids)
                 for service in Service:
                     pipe.zrem(_polling_key(service), *task_ids)
                 for bucket in BUCKET_NAMES:
                     pipe.zrem(_capacity_key(bucket, "in_use"), *task_ids)
                     pipe.zrem(_capacity_key(bucket, "waiting"), *task_ids)
                 pipe.execute()
+
+    def due_task_ids(self, timer: str, started_before: float) -> list[str]:
+        """Tasks whose ``timer`` started before ``started_before``, earliest first."""
+        return _decoded(self._redis.zrangebyscore(timer_key(timer), "-inf", started_before))
+
+    def index_timers(self, every_seconds: float, batch: int = 200) -> bool:
+        """Once per ``every_seconds`` across processes: set every open task's timers from
+        its record. Writes keep them in step; this covers records written by a version
+        before timers (a rolling deploy), and drops the entries of records that are gone.
+        True when this call did it."""
+        if not self._redis.set(_TIMERS_INDEXED, "1", nx=True, px=max(1, int(every_seconds * 1000))):
+            return False
+        ids = self.open_task_ids()
+        for start in range(0, len(ids), batch):
+            batch_ids = ids[start : start + batch]
+            keys = tuple(map(task_key, batch_ids))
+            found = self._optimistic(keys, functools.partial(_index_timers_of, keys=keys))
+            self.forget(set(batch_ids) - found)
+        return True
 
     def polling_task_ids(self, service: str) -> list[str]:
         """Tasks submitted to ``service`` and still running there, oldest first."""
@@ -398,6 +433,7 @@ class TaskStore:
         elif task.submission == SUBMITTED:
             pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at or task.updated_at})
         self._write_capacity(pipe, task)
+        _write_timers(pipe, task)
 
     @staticmethod
     def _write_capacity(pipe: redis.client.Pipeline, task: Task) -> None:
@@ -433,6 +469,27 @@ def _write_view(pipe: redis.client.Pipeline, task: Task, ttl_seconds: float | No
     pipe.hset(key, items=_flat(_view_fields(task)))
     if ttl_seconds is not None:
         pipe.pexpire(key, max(1, int(ttl_seconds * 1000)))
+
+
+def _index_timers_of(pipe: redis.client.Pipeline, keys: tuple[str, ...]) -> set[str]:
+    """With the records at ``keys`` watched: their timers, written unless one changed
+    meanwhile. Returns the ids of the records found."""
+    tasks = [task for task in map(_parsed, pipe.mget(keys)) if task is not None]
+    pipe.multi()
+    for task in tasks:
+        _write_timers(pipe, task)
+    pipe.execute()
+    return {task.id for task in tasks}
+
+
+def _write_timers(pipe: redis.client.Pipeline, task: Task) -> None:
+    """The task's timers as its state has them, and no other."""
+    origins = timer_origins(task)
+    for timer in TIMERS:
+        if timer in origins:
+            pipe.zadd(timer_key(timer), {task.id: origins[timer]})
+        else:
+            pipe.zrem(timer_key(timer), task.id)
 
 
 def _parsed(raw) -> Task | None:
