@@ -219,8 +219,53 @@ def _median(runs: list[Run]) -> Run:
 # --- Poll cycles --------------------------------------------------------------------------
 
 
+IN_FLIGHT = 10
+WAITING = (100, 10_000)
+TRIPO_KEY = "tsk_benchmark_key"
+
+
 def bench_poll_cycles(redis_url: str) -> None:
-    pass
+    """One poll cycle with IN_FLIGHT tasks running at the Tripo stand-in (capacity full)
+    and each number of WAITING tasks queued for capacity."""
+    from sandbox.tripo import create_tripo_app
+
+    stand_in = serve_in_thread(create_tripo_app(api_key=TRIPO_KEY, task_seconds=3600))
+    os.environ.update(REDIS_URL=redis_url, TRIPO_API_KEY=TRIPO_KEY, OPENAI_API_KEY="sk-benchmark-key",
+                      TRIPO_API_BASE_URL=f"{stand_in.base_url}/v3", BFF_LOG_LEVEL="WARNING",
+                      BFF_TRIPO_CONCURRENCY=str(IN_FLIGHT), BFF_ALLOW_ANONYMOUS="true")
+    try:
+        cycles = {waiting: _poll_cycle_seconds(waiting) for waiting in WAITING}
+    finally:
+        stand_in.shutdown()
+    few, many = cycles[WAITING[0]], cycles[WAITING[-1]]
+    print(f"poll cycle, {IN_FLIGHT} tasks in flight, median of 10 cycles:")
+    for waiting, seconds in cycles.items():
+        print(f"  {waiting:6} waiting   {seconds * 1000:7.1f} ms")
+    print(f"  ratio     {many / few:.2f}x ({WAITING[-1]} waiting against {WAITING[0]})")
+
+
+def _poll_cycle_seconds(waiting: int) -> float:
+    import redis
+
+    import workers.actors  # noqa: F401  (sets up the worker runtime)
+    from tests.helpers import new_text_task
+    from workers import runtime
+    from workers.polling import poll_cycle
+    from workers.reconcile import TIMERS_INDEX_SECONDS
+    from workers.submission import submit
+
+    worker_runtime = runtime.current()
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client.flushdb()
+    for _ in range(IN_FLIGHT + waiting):  # the first ones fill the capacity; the others wait
+        submit(worker_runtime, new_text_task(client).id)
+    worker_runtime.store.index_timers(TIMERS_INDEX_SECONDS)  # this hour's sweep, not measured
+    durations = []
+    for _ in range(10):
+        started = time.perf_counter()
+        poll_cycle(worker_runtime)
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
 
 
 if __name__ == "__main__":

@@ -118,8 +118,9 @@ class StatusReader:
                                                             for i in range(0, len(conversions), 2)])
 
 
-def init_status_reads(app: Flask, client: redis.Redis, store: TaskStore) -> None:
-    app.extensions["bff_status_reader"] = StatusReader(client, store)
+def init_status_reads(app: Flask, client: redis.Redis, store: TaskStore) -> StatusReader:
+    reader = app.extensions["bff_status_reader"] = StatusReader(client, store)
+    return reader
 
 
 def status_reader() -> StatusReader:
