@@ -149,6 +149,8 @@ class Settings:
     bff_openai_window_seconds: float = _setting("60", _positive_number)
     # Metrics
     bff_metrics_token: str = _setting("", _bearer_token, secret=True)
+    # Redis connections of a web process
+    bff_redis_max_connections: int = _setting("5", _positive_int)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

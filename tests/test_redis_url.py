@@ -13,7 +13,7 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 from limits.storage import storage_from_string
 
-from bff.redis_client import build_redis, connection_options
+from bff.redis_client import build_redis
 from bff.settings import Settings, SettingsError
 
 ROOT = Path(__file__).parent.parent
@@ -25,8 +25,10 @@ UNIX_SOCKET_URL = "unix:///var/run/redis/redis.sock"
 def test_an_accepted_url_is_one_every_component_can_open(url):
     redis_url = Settings.from_env({**REQUIRED, "REDIS_URL": url}).redis_url
 
-    RedisBroker(client=build_redis(redis_url))  # task store, queue and poller lease
-    storage_from_string(redis_url, **connection_options())  # what flask-limiter builds at start
+    RedisBroker(client=build_redis(redis_url))  # task store, queue and poller lease (the worker role)
+    web_client = build_redis(redis_url, max_connections=2)  # the web role's, with its cap
+    RedisBroker(client=web_client)
+    storage_from_string(redis_url, connection_pool=web_client.connection_pool)  # what flask-limiter builds at start
 
 
 def test_a_unix_socket_url_is_refused_by_the_settings():

@@ -24,8 +24,9 @@ class Services:
     metrics: Metrics
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
-        client = build_redis(settings.redis_url, verify_tls=settings.redis_tls_verify)
+    def build(cls, settings: Settings, *, max_redis_connections: int | None = None) -> Services:
+        client = build_redis(settings.redis_url, verify_tls=settings.redis_tls_verify,
+                             max_connections=max_redis_connections)
         metrics = Metrics(client, queues=(SUBMIT_QUEUE, POLL_QUEUE))
         return cls(
             settings=settings,

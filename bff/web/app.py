@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     log_mode(settings)
     app = Flask(__name__)
     app.config.update(_openapi_config(settings), MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
-    app_services = Services.build(settings)
+    # Bounded: a gevent process serves up to WEB_CONNECTIONS requests at once, and a slow
+    # Redis must not make it open as many connections (plans cap them: Heroku's Mini at 20).
+    app_services = Services.build(settings, max_redis_connections=settings.bff_redis_max_connections)
     app.extensions["bff"] = app_services
     app.extensions["bff_unsettled_creates"] = UnsettledCreates(app_services.redis, app_services.store)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     _register_request_hooks(app)
     app.before_request(lambda: identify_client(settings.bff_api_keys))
-    init_rate_limits(app, settings)  # after identify_client: limits are per client
+    init_rate_limits(app, settings, app_services.redis)  # after identify_client: limits are per client
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
     return app
 

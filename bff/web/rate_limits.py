@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import time
 
+import redis
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 
-from bff.redis_client import connection_options
 from bff.settings import Settings
 from bff.web.clients import current_client
 from bff.web.errors import error_response
@@ -36,15 +36,14 @@ tripo_other_requests = _per_minute("bff_tripo_other_requests_per_minute")
 status_requests = _per_minute("bff_status_requests_per_minute")
 
 
-def init_rate_limits(app: Flask, settings: Settings) -> None:
-    """Call after the client is identified in a before_request hook (the key depends on it)."""
+def init_rate_limits(app: Flask, settings: Settings, client: redis.Redis) -> None:
+    """Call after the client is identified in a before_request hook (the key depends on it).
+    The counts go through ``client``'s connections: the same timeouts, and the same cap."""
     if settings.embedded_store:
         app.config["RATELIMIT_STORAGE_URI"] = "memory://"  # one process: its memory is the whole store
     else:
-        options = connection_options()  # the same timeouts and retries as every other client
-        if settings.redis_url.startswith("rediss://") and not settings.redis_tls_verify:
-            options["ssl_cert_reqs"] = None
-        app.config.update(RATELIMIT_STORAGE_URI=settings.redis_url, RATELIMIT_STORAGE_OPTIONS=options)
+        app.config.update(RATELIMIT_STORAGE_URI=settings.redis_url,
+                          RATELIMIT_STORAGE_OPTIONS={"connection_pool": client.connection_pool})
     limiter.init_app(app)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
 
