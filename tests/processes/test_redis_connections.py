@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -36,30 +37,27 @@ def slow_redis() -> Iterator[tuple[PrivateRedis, LossyRedisProxy]]:
         server.remove()
 
 
-class ConnectionCounter:
-    """Samples Redis's own count of its clients (CLIENT LIST), less this counter's one."""
+@contextmanager
+def connection_counts(port: int) -> Iterator[list[int]]:
+    """Redis's own count of its clients (CLIENT LIST, less the one asking), sampled every
+    10 ms in the background while the block runs: the counts so far."""
+    client = redis.Redis(port=port, single_connection_client=True)
+    own_id = client.client_id()
+    counts: list[int] = []
+    stopping = threading.Event()
 
-    def __init__(self, port: int) -> None:
-        self._redis = redis.Redis(port=port, single_connection_client=True)
-        self._own_id = self._redis.client_id()
-        self.most = 0
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+    def sample() -> None:
+        while not stopping.wait(0.01):
+            counts.append(sum(1 for other in client.client_list() if int(other["id"]) != own_id))
 
-    def count(self) -> int:
-        return sum(1 for client in self._redis.client_list() if int(client["id"]) != self._own_id)
-
-    def _sample(self) -> None:
-        while not self._stopping.wait(0.01):
-            self.most = max(self.most, self.count())
-
-    def __enter__(self) -> ConnectionCounter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield counts
+    finally:
+        stopping.set()
+        sampler.join(timeout=5)
+        client.close()
 
 
 def status_read(base_url: str) -> tuple[int, float]:
@@ -77,12 +75,12 @@ def test_a_slow_redis_gets_no_more_connections_than_the_cap_and_the_rest_get_503
     try:
         wait_ready(base_url, web)
         proxy.delay_replies(REPLY_DELAY_SECONDS)
-        with ConnectionCounter(server.port) as connections, ThreadPoolExecutor(REQUESTS) as pool:
+        with connection_counts(server.port) as counts, ThreadPoolExecutor(REQUESTS) as pool:
             answers = list(pool.map(lambda _: status_read(base_url), range(REQUESTS)))
     finally:
         stop(web)
 
-    assert 0 < connections.most <= CAP
+    assert 0 < max(counts) <= CAP
     statuses = [status for status, _ in answers]
     assert set(statuses) == {404, 503}, statuses  # some got through (unknown task), the rest were turned away
     assert all(seconds < ANSWER_LIMIT_SECONDS for status, seconds in answers if status == 503), answers
