@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
+from bff.credits.prices import TripoPrices
 from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
 
 
@@ -73,6 +74,27 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise ValueError("must be a whole number of at least 1")
     return number
+
+
+def _credits(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ValueError("must be a whole number of credits, at least 0")
+    return int(value)
+
+
+def _optional_credits(value: str) -> int | None:
+    return _credits(value) if value.strip() else None
+
+
+def _plan_credits(value: str) -> dict[str, int]:
+    """``pro=2000,team=10000``: each plan's daily credits."""
+    plans: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        plan, _, credits = (piece.strip() for piece in item.partition("="))
+        if not plan or not credits.isdigit():
+            raise ValueError("must be plan=credits pairs, comma-separated (pro=2000,team=10000)")
+        plans[plan] = int(credits)
+    return plans
 
 
 def _client_keys(value: str) -> ClientKeys | None:
@@ -149,6 +171,14 @@ class Settings:
     bff_openai_window_seconds: float = _setting("60", _positive_number)
     # Metrics
     bff_metrics_token: str = _setting("", _bearer_token, secret=True)
+    # Credits
+    bff_user_daily_credits: int | None = _setting("", _optional_credits)
+    bff_plan_claim: str = _setting("", _text)
+    bff_plan_daily_credits: dict[str, int] = _setting("", _plan_credits)
+    bff_service_daily_credits: int | None = _setting("", _optional_credits)
+    bff_openai_credits_per_image: int = _setting("5", _credits)
+    bff_tripo_prices: TripoPrices = _setting("", TripoPrices.parse)
+    bff_ledger_days: int = _setting("90", _positive_int)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

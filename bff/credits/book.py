@@ -1,19 +1,21 @@
 """The credit book: daily allowances per user and a daily budget for the service, in Redis.
 
-A task's price is *reserved* before any provider call, in the same atomic step that
-records the task (``reserve`` runs the caller's writes in its script). When the task
-ends, the reservation is released exactly once: *settled* at what the provider charged,
-or *refunded*. Everything counts against the UTC day the reservation was made, however
-late it is settled.
+A task's price is *reserved* before any provider call, by the script that records the
+task (``admission``: a check the task store runs before it writes anything, and the
+writes that go with the task). When the task ends, the reservation is released exactly
+once, by commands that run in the transaction that makes the task terminal: *settled* at
+what the provider charged, or *refunded*. Everything counts against the UTC day the
+reservation was made, however late it is released.
 
 Keys (all under ``bff:credits:``; a day is ``YYYY-MM-DD`` in UTC):
 - ``{day}:user:{user}``: hash ``reserved`` (in flight), ``charged``, ``granted`` (extra
-  credits for that day).
+  credits for that day), ``allowance`` (the user's allowance when they last reserved).
 - ``{day}:service``: hash ``reserved``, ``charged``, ``refunded`` for the whole service.
 - ``{day}:ledger:{user}``: list of JSON entries ``{kind, user, task, credits, reason, time}``
   (kind: reserve, charge, refund, grant).
-- ``task:{task_id}``: hash ``user``, ``day``, ``price``, ``state`` (``reserved`` until
-  released, then ``released``): the per-task marker that makes releasing idempotent.
+- ``task:{task_id}``: hash ``user``, ``day``, ``price``, ``service``, ``state``
+  (``reserved`` until released, then ``released``): the marker that makes releasing
+  idempotent, and what a reservation whose task record is lost is released from.
 A day's keys are kept until ``ledger_days`` days after the day ends.
 """
 
@@ -22,116 +24,49 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import redis
+
+from bff.metrics import CHARGED, REFUNDED, RESERVED, Metrics
+from bff.tasks.store import Admission
 
 PREFIX = "bff:credits:"
 DAY_SECONDS = 86400
 
+# The admission check's refusals (also the ``reason`` of the HTTP answer).
 CREDITS_EXHAUSTED = "credits_exhausted"
 SERVICE_BUDGET_EXHAUSTED = "service_budget_exhausted"
-# A caller's ``SET ... NX`` found its key taken: nothing was written, nothing reserved.
-WRITE_CONFLICT = "write_conflict"
 
-# The outcome of a provider call that may or may not have run (and been billed).
-PROVIDER_OUTCOME_UNKNOWN = "provider_outcome_unknown"
+# The part of a settled reservation the provider did not charge, as a ledger reason.
+UNUSED_RESERVATION = "unused_reservation"
 
-
-@dataclass(frozen=True)
-class Reservation:
-    """Credits held for one task; small enough to live on the task record as a dict."""
-
-    task_id: str
-    user: str
-    day: str
-    price: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Reservation":
-        return cls(task_id=data["task_id"], user=data["user"], day=data["day"], price=int(data["price"]))
-
-
-@dataclass(frozen=True)
-class ReserveResult:
-    reservation: Reservation | None  # None when refused
-    refusal: str | None = None  # CREDITS_EXHAUSTED, SERVICE_BUDGET_EXHAUSTED or WRITE_CONFLICT
-    retry_after_seconds: int | None = None  # with the two exhaustions: until the UTC day resets
-    already_reserved: bool = False  # the task had a reservation: nothing was reserved or written
-
-    @property
-    def accepted(self) -> bool:
-        return self.reservation is not None
-
-
-# The commands a caller may pass to ``reserve`` as ``writes``. Each has its key first,
-# and none of them can fail on a well-typed key, so the script never stops half way.
-_RESERVE_SCRIPT = """
-local existing = redis.call('HMGET', KEYS[1], 'user', 'day', 'price')
-if existing[1] then
-  return {'existing', existing[1], existing[2], existing[3]}
-end
-
-local allowed = {SET = true, ZADD = true, HSET = true, EXPIRE = true, PEXPIRE = true, RPUSH = true}
-local writes, position = {}, 9
-for index = 1, tonumber(ARGV[8]) do
-  local count = tonumber(ARGV[position])
-  local command = {}
-  for offset = 1, count do command[offset] = ARGV[position + offset] end
-  position = position + count + 1
-  local name = string.upper(command[1])
-  if not allowed[name] then
-    return redis.error_reply('credits: command not allowed in writes: ' .. name)
-  end
-  table.insert(command, 2, KEYS[4 + index])
-  writes[index] = command
-end
--- Every check before any change: a script that stops half way keeps what it wrote.
-for _, command in ipairs(writes) do
-  if string.upper(command[1]) == 'SET' then
-    for offset = 4, #command do
-      if string.upper(command[offset]) == 'NX' and redis.call('EXISTS', command[2]) == 1 then
-        return {'write_conflict'}
-      end
-    end
-  end
-end
-
-local price = tonumber(ARGV[3])
-local user = redis.call('HMGET', KEYS[2], 'reserved', 'charged', 'granted')
-if ARGV[4] ~= '' then
+# The body of the task store's admission check (``admit(args)``, see bff.tasks.store):
+# args are the price, the user's day key, the allowance ('' for none), the service's
+# day key and the budget ('' for none). Reserved credits count as spent: two requests
+# can never both take the last ones.
+ADMISSION_CHECK = """
+local price = tonumber(args[1])
+if args[3] ~= '' then
+  local user = redis.call('HMGET', args[2], 'reserved', 'charged', 'granted')
   local used = (tonumber(user[1]) or 0) + (tonumber(user[2]) or 0)
-  if used + price > tonumber(ARGV[4]) + (tonumber(user[3]) or 0) then
-    return {'credits_exhausted'}
+  if used + price > tonumber(args[3]) + (tonumber(user[3]) or 0) then return 'credits_exhausted' end
+end
+if args[5] ~= '' then
+  local service = redis.call('HMGET', args[4], 'reserved', 'charged')
+  if (tonumber(service[1]) or 0) + (tonumber(service[2]) or 0) + price > tonumber(args[5]) then
+    return 'service_budget_exhausted'
   end
 end
-if ARGV[5] ~= '' then
-  local service = redis.call('HMGET', KEYS[3], 'reserved', 'charged')
-  if (tonumber(service[1]) or 0) + (tonumber(service[2]) or 0) + price > tonumber(ARGV[5]) then
-    return {'service_budget_exhausted'}
-  end
-end
-
-for _, command in ipairs(writes) do
-  redis.call(unpack(command))
-end
-local ttl = ARGV[6]
-redis.call('HSET', KEYS[1], 'user', ARGV[1], 'day', ARGV[2], 'price', price, 'state', 'reserved')
-redis.call('HINCRBY', KEYS[2], 'reserved', price)
-redis.call('HINCRBY', KEYS[3], 'reserved', price)
-redis.call('RPUSH', KEYS[4], ARGV[7])
-for key = 1, 4 do redis.call('EXPIRE', KEYS[key], ttl) end
-return {'reserved'}
 """
 
-# Releases a reservation once: the per-task state moves from ``reserved`` to
-# ``released`` in the same script that moves the counters.
+# Releases a reservation once: the marker moves from ``reserved`` to ``released`` in the
+# script that moves the counters, so whoever runs it again changes nothing.
+# KEYS: marker, user day, service day, ledger, then metric hashes. ARGV: price, user's
+# charge, service's charge, service's refund, ttl, the number of ledger entries, the
+# entries, then a field and an amount per metric hash.
 _RELEASE_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'reserved' then
   return 0
@@ -143,10 +78,35 @@ redis.call('HINCRBY', KEYS[2], 'charged', tonumber(ARGV[2]))
 redis.call('HINCRBY', KEYS[3], 'reserved', -price)
 redis.call('HINCRBY', KEYS[3], 'charged', tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[3], 'refunded', tonumber(ARGV[4]))
-redis.call('RPUSH', KEYS[4], ARGV[5])
-for key = 2, 4 do redis.call('EXPIRE', KEYS[key], ARGV[6]) end
+local entries = tonumber(ARGV[6])
+for index = 1, entries do redis.call('RPUSH', KEYS[4], ARGV[6 + index]) end
+for key = 2, 4 do redis.call('EXPIRE', KEYS[key], ARGV[5]) end
+local position = 7 + entries
+for key = 5, #KEYS do
+  redis.call('HINCRBYFLOAT', KEYS[key], ARGV[position], ARGV[position + 1])
+  position = position + 2
+end
 return 1
 """
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Credits held for one task; its ``as_dict`` lives on the task record."""
+
+    task_id: str
+    user: str
+    day: str
+    price: int
+    service: str
+
+    def as_dict(self) -> dict:
+        return {"user": self.user, "day": self.day, "price": self.price, "service": self.service}
+
+    @classmethod
+    def from_dict(cls, task_id: str, data: dict) -> Reservation:
+        return cls(task_id=task_id, user=data["user"], day=data["day"], price=int(data["price"]),
+                   service=data["service"])
 
 
 def _user_key(day: str, user: str) -> str:
@@ -161,16 +121,16 @@ def _ledger_key(day: str, user: str) -> str:
     return f"{PREFIX}{day}:ledger:{user}"
 
 
-def _task_key(task_id: str) -> str:
+def _marker_key(task_id: str) -> str:
     return f"{PREFIX}task:{task_id}"
 
 
 def day_of(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
 def _day_start(day: str) -> float:
-    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
 
 
 def seconds_until_reset(now: float) -> int:
@@ -179,117 +139,115 @@ def seconds_until_reset(now: float) -> int:
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def charged_credits(reservation: Reservation, credits_consumed: float | str | None) -> int:
-    """What to settle a finished task at: what the provider reported it consumed (Tripo's
-    ``credits_consumed``, a decimal, rounded up), else the reserved price."""
-    if credits_consumed is None:
-        return reservation.price
-    return math.ceil(Decimal(str(credits_consumed)))
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class CreditBook:
-    def __init__(self, redis_client: redis.Redis, *, ledger_days: int = 90, clock: Callable[[], float] = time.time):
+    def __init__(self, redis_client: redis.Redis, *, ledger_days: int = 90, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.time):
         if ledger_days < 1:
             raise ValueError("ledger_days must be at least 1")
         self._redis = redis_client
         self._ledger_days = ledger_days
+        # Counts credits in the very scripts that move them (bff_credits_total).
+        self._metrics = metrics
         self._clock = clock
 
-    # -- reserving -------------------------------------------------------------------
+    def now(self) -> float:
+        return self._clock()
 
-    def reserve(self, user: str, task_id: str, price: int, *, allowance: int | None, service_budget: int | None,
-                writes: list[list] | Callable[[Reservation], list[list]], reason: str = "reserved") -> ReserveResult:
-        """Hold ``price`` credits for ``task_id`` and run ``writes`` (SET, ZADD, HSET,
-        EXPIRE, PEXPIRE, RPUSH commands, key first after the name), all or nothing.
-        ``writes`` may be a function of the new reservation, for a task record that
-        carries it (its day is fixed here, once).
+    # -- reserving: with the task store's create script ----------------------------
 
-        Refused when the user's charged + reserved credits plus ``price`` would exceed
-        ``allowance`` plus today's grants, or the service's would exceed
-        ``service_budget`` (None: no limit). A task that already has a reservation gets
-        it back, and nothing is reserved or written again.
-        """
+    def new_reservation(self, user: str, task_id: str, price: int, service: str) -> Reservation:
+        """A reservation of ``price`` credits made now (its UTC day is fixed here, once)."""
         if price < 0:
             raise ValueError("a price is at least 0 credits")
+        return Reservation(task_id=task_id, user=user, day=day_of(self._clock()), price=price, service=service)
+
+    def admission(self, reservation: Reservation, *, allowance: int | None, service_budget: int | None,
+                  reason: str) -> Admission:
+        """What the task store's create script checks (``ADMISSION_CHECK``) and writes to
+        hold ``reservation``: refused when the user's charged and reserved credits plus
+        the price would exceed ``allowance`` plus the day's grants, or the service's would
+        exceed ``service_budget`` (None: no limit). ``reason`` goes on the ledger entry."""
         now = self._clock()
-        day = day_of(now)
-        reservation = Reservation(task_id=task_id, user=user, day=day, price=price)
-        if callable(writes):
-            writes = writes(reservation)
-        entry = self._entry("reserve", user, task_id, price, reason, now)
-        keys = [_task_key(task_id), _user_key(day, user), _service_key(day), _ledger_key(day, user)]
-        args: list = [user, day, price, _limit(allowance), _limit(service_budget), self._ttl(day, now), entry,
-                      len(writes)]
-        for command in writes:
-            if len(command) < 2:
-                raise ValueError(f"a write is a command name and a key, then arguments: {command!r}")
-            keys.append(command[1])
-            args += [len(command) - 1, command[0], *command[2:]]
-        outcome = [_text(part) for part in self._redis.eval(_RESERVE_SCRIPT, len(keys), *keys, *args)]
-        if outcome[0] == "existing":
-            existing = Reservation(task_id=task_id, user=outcome[1], day=outcome[2], price=int(outcome[3]))
-            return ReserveResult(existing, already_reserved=True)
-        if outcome[0] == "reserved":
-            return ReserveResult(reservation)
-        if outcome[0] == WRITE_CONFLICT:
-            return ReserveResult(None, refusal=WRITE_CONFLICT)
-        return ReserveResult(None, refusal=outcome[0], retry_after_seconds=seconds_until_reset(now))
+        day, user, price = reservation.day, reservation.user, reservation.price
+        keys = (_marker_key(reservation.task_id), _user_key(day, user), _service_key(day), _ledger_key(day, user))
+        ttl = self._ttl(day, now)
+        writes: list[list] = [
+            ["HSET", keys[0], "user", user, "day", day, "price", price, "service", reservation.service,
+             "state", "reserved"],
+            ["HINCRBY", keys[1], "reserved", price],
+            ["HINCRBY", keys[2], "reserved", price],
+            ["RPUSH", keys[3], self._entry("reserve", user, reservation.task_id, price, reason, now)],
+        ]
+        if allowance is not None:
+            writes.append(["HSET", keys[1], "allowance", allowance])
+        writes += [["EXPIRE", key, ttl] for key in keys]
+        writes += self._counts(reservation.service, {RESERVED: price})
+        check_args = [price, keys[1], _limit(allowance), keys[2], _limit(service_budget)]
+        return Admission(check_args=check_args, writes=writes)
 
     def reservation(self, task_id: str) -> Reservation | None:
         """The task's reservation while it is still held (not yet settled or refunded)."""
-        fields = {_text(key): _text(value) for key, value in self._redis.hgetall(_task_key(task_id)).items()}
+        fields = {_text(key): _text(value) for key, value in self._redis.hgetall(_marker_key(task_id)).items()}
         if fields.get("state") != "reserved":
             return None
-        return Reservation(task_id=task_id, user=fields["user"], day=fields["day"], price=int(fields["price"]))
+        return Reservation.from_dict(task_id, fields)
 
     # -- releasing: commands for the task store's terminal transaction ---------------
 
     def settle_commands(self, reservation: Reservation, charged: int, reason: str) -> list[list]:
         """Commands that release the reservation at ``charged`` credits (what the provider
-        reported; the counters move by the difference to the price). Append them to the
-        transaction that writes the task's terminal state: they take effect exactly when
-        it commits, and at most once whoever else releases the same reservation."""
+        charged; the rest of the price returns, and a charge above it is recorded as
+        charged). Run them in the transaction that writes the task's terminal state: they
+        take effect when it commits, and at most once whoever else releases it."""
         if charged < 0:
             raise ValueError("charged credits are at least 0")
-        return self._release_commands(reservation, kind="charge", credits=charged, reason=reason,
-                                      user_charged=charged, service_charged=charged, service_refunded=0)
+        unused = max(0, reservation.price - charged)
+        entries = [("charge", charged, reason)] + ([("refund", unused, UNUSED_RESERVATION)] if unused else [])
+        return self._release_commands(reservation, entries, user_charged=charged, service_charged=charged,
+                                      service_refunded=unused)
 
-    def refund_commands(self, reservation: Reservation, reason: str, keep_in_service_budget: bool = False) -> list[list]:
+    def refund_commands(self, reservation: Reservation, reason: str, *,
+                        keep_in_service_budget: bool = False) -> list[list]:
         """Commands that give the whole reservation back to the user. With
-        ``keep_in_service_budget`` (the provider may have run and billed the task, e.g.
-        ``provider_outcome_unknown``) the credits stay spent in the service's budget."""
+        ``keep_in_service_budget`` (the provider may have run and billed the task) the
+        credits stay spent in the service's budget."""
         kept = reservation.price if keep_in_service_budget else 0
-        return self._release_commands(reservation, kind="refund", credits=reservation.price, reason=reason,
-                                      user_charged=0, service_charged=kept, service_refunded=reservation.price - kept)
+        return self._release_commands(reservation, [("refund", reservation.price, reason)], user_charged=0,
+                                      service_charged=kept, service_refunded=reservation.price - kept)
 
-    def _release_commands(self, reservation: Reservation, *, kind: str, credits: int, reason: str,
+    def _release_commands(self, reservation: Reservation, entries: list[tuple[str, int, str]], *,
                           user_charged: int, service_charged: int, service_refunded: int) -> list[list]:
         now = self._clock()
         day, user = reservation.day, reservation.user
-        keys = [_task_key(reservation.task_id), _user_key(day, user), _service_key(day), _ledger_key(day, user)]
-        entry = self._entry(kind, user, reservation.task_id, credits, reason, now)
-        args = [reservation.price, user_charged, service_charged, service_refunded, entry, self._ttl(day, now)]
+        counts = self._counts(reservation.service, {CHARGED: service_charged, REFUNDED: service_refunded})
+        keys = [_marker_key(reservation.task_id), _user_key(day, user), _service_key(day), _ledger_key(day, user),
+                *(count[1] for count in counts)]
+        args = [reservation.price, user_charged, service_charged, service_refunded, self._ttl(day, now), len(entries),
+                *(self._entry(kind, user, reservation.task_id, credits, why, now) for kind, credits, why in entries),
+                *(part for count in counts for part in count[2:])]
+        # EVAL, not EVALSHA: inside MULTI a NOSCRIPT would fail only this command while
+        # the rest of the transaction commits.
         return [["EVAL", _RELEASE_SCRIPT, len(keys), *keys, *args]]
 
-    # -- releasing on its own: reconciliation of anything left behind ----------------
+    def _counts(self, service: str, amounts: dict[str, int]) -> list[list]:
+        if self._metrics is None:
+            return []
+        return [command for kind, amount in amounts.items() if amount
+                for command in self._metrics.credits_commands(service, kind, amount)]
 
-    def settle(self, task_id: str, charged: int, reason: str = "charged") -> bool:
-        """Settle a held reservation now; False when there is none (already released, or
-        never made). Safe to repeat."""
-        reservation = self.reservation(task_id)
-        return reservation is not None and self._run(self.settle_commands(reservation, charged, reason))
+    # -- releasing on its own: what reconciliation finds left behind -----------------
 
     def refund(self, task_id: str, reason: str, *, keep_in_service_budget: bool = False) -> bool:
-        """Refund a held reservation now; False when there is none. Safe to repeat."""
+        """Refund a held reservation now; False when there is none (already released, or
+        never made). Safe to repeat."""
         reservation = self.reservation(task_id)
-        return reservation is not None and self._run(self.refund_commands(reservation, reason, keep_in_service_budget))
-
-    def _run(self, commands: list[list]) -> bool:
+        if reservation is None:
+            return False
         with self._redis.pipeline(transaction=True) as pipe:
-            for command in commands:
+            for command in self.refund_commands(reservation, reason, keep_in_service_budget=keep_in_service_budget):
                 pipe.execute_command(*command)
             return all(result == 1 for result in pipe.execute())
 
@@ -330,7 +288,8 @@ class CreditBook:
         }
 
     def user_history(self, user: str, days: int) -> list[dict]:
-        """The last ``days`` UTC days of ``user`` (today first): counters and ledger entries."""
+        """The last ``days`` UTC days of ``user`` (today first): counters (``allowance``:
+        the allowance of their last reservation that day, None before any) and entries."""
         day_list = self._recent_days(days)
         with self._redis.pipeline(transaction=False) as pipe:
             for day in day_list:
@@ -338,9 +297,9 @@ class CreditBook:
                 pipe.lrange(_ledger_key(day, user), 0, -1)
             replies = pipe.execute()
         return [
-            {"day": day, **self._counters(counters, ("charged", "reserved", "granted")),
-             "entries": [json.loads(entry) for entry in entries]}
-            for day, counters, entries in zip(day_list, replies[::2], replies[1::2])
+            {"day": day, **self._counters(raw, ("charged", "reserved", "granted")),
+             "allowance": _numbers(raw).get("allowance"), "entries": [json.loads(entry) for entry in entries]}
+            for day, raw, entries in zip(day_list, replies[::2], replies[1::2], strict=True)
         ]
 
     def service_totals(self, days: int) -> list[dict]:
@@ -351,14 +310,18 @@ class CreditBook:
                 pipe.hgetall(_service_key(day))
             replies = pipe.execute()
         return [{"day": day, **self._counters(counters, ("reserved", "charged", "refunded"))}
-                for day, counters in zip(day_list, replies)]
+                for day, counters in zip(day_list, replies, strict=True)]
+
+    @property
+    def ledger_days(self) -> int:
+        return self._ledger_days
 
     # -- helpers ---------------------------------------------------------------------
 
     def _recent_days(self, days: int) -> list[str]:
         if not 1 <= days <= self._ledger_days + 1:
             raise ValueError(f"days must be 1..{self._ledger_days + 1} (the ledger keeps no more)")
-        today = datetime.fromtimestamp(self._clock(), timezone.utc)
+        today = datetime.fromtimestamp(self._clock(), UTC)
         return [(today - timedelta(days=back)).strftime("%Y-%m-%d") for back in range(days)]
 
     def _ttl(self, day: str, now: float) -> int:
@@ -373,8 +336,12 @@ class CreditBook:
 
     @staticmethod
     def _counters(raw: dict, names: tuple[str, ...]) -> dict[str, int]:
-        values = {_text(key): int(value) for key, value in raw.items()}
+        values = _numbers(raw)
         return {name: values.get(name, 0) for name in names}
+
+
+def _numbers(raw: dict) -> dict[str, int]:
+    return {_text(key): int(value) for key, value in raw.items()}
 
 
 def _limit(limit: int | None) -> str:

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 
-def allowance_for(claims: dict, *, plan_claim: str | None, plan_allowances: dict[str, int],
-                  default: int | None) -> int | None:
-    """The daily credits of the plan found in ``claims`` at the dotted path ``plan_claim``
-    (such as ``app_metadata.plan``); ``default`` (None: unlimited) for a user without a
-    plan, or with a plan that ``plan_allowances`` does not name."""
-    plan = _claim_at(claims, plan_claim) if plan_claim else None
-    if isinstance(plan, str) and plan in plan_allowances:
+
+def plan_of(claims: Mapping[str, Any] | None, plan_claim: str) -> str | None:
+    """The plan name at the dotted path ``plan_claim`` (such as ``app_metadata.plan``) of
+    the token's ``claims``; None without claims, without a path, or without a name there."""
+    if not plan_claim or claims is None:
+        return None
+    value: Any = claims
+    for name in plan_claim.split("."):
+        value = value.get(name) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def allowance_for(plan: str | None, *, plan_allowances: Mapping[str, int], default: int | None) -> int | None:
+    """The plan's daily credits; ``default`` (None: unlimited) for a user without a plan,
+    or with one ``plan_allowances`` does not name."""
+    if plan is not None and plan in plan_allowances:
         return plan_allowances[plan]
     return default
-
-
-def _claim_at(claims: dict, dotted_path: str):
-    value = claims
-    for name in dotted_path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(name)
-    return value

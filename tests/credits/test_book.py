@@ -1,24 +1,24 @@
-"""The credit book against the real Redis: reservations with the caller's writes, all or
-nothing; settling and refunding exactly once; the UTC day; the ledger; grants."""
+"""The credit book with the task store, on the real Redis: a reservation is made by the
+script that records the task (all or nothing), released exactly once by the transaction
+that ends it, on the UTC day it was made; the ledger; grants; the metrics."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import fakeredis
 import pytest
-import redis
 
-from bff.credits import (
-    CREDITS_EXHAUSTED,
-    PROVIDER_OUTCOME_UNKNOWN,
-    SERVICE_BUDGET_EXHAUSTED,
-    WRITE_CONFLICT,
-    CreditBook,
-    Reservation,
-    charged_credits,
-)
-from tests.credits.clock import FakeClock, utc
+from bff.credits.book import CREDITS_EXHAUSTED, SERVICE_BUDGET_EXHAUSTED, UNUSED_RESERVATION
+from bff.credits.credits import TASK_RECORD_LOST
+from bff.metrics import Metrics
+from bff.tasks.error_codes import task_error
+from bff.tasks.record import COMPLETED
+from bff.tasks.store import CreateRefused, TaskVoided, task_key
+from tests.credits.building import TEXTURED, USER, accept, credits_for, store_with, text_task
+from tests.credits.clock import FakeClock
+from tests.scrapes import labels, of, parse
 
 NOON = "2026-11-24T12:00:00"
 
@@ -29,327 +29,297 @@ def clock():
 
 
 @pytest.fixture
-def book(redis_client, clock):
-    return CreditBook(redis_client, ledger_days=90, clock=clock)
+def credits(redis_client, clock):
+    return credits_for(redis_client, clock=clock, bff_user_daily_credits=100)
 
 
-def _reserve(book: CreditBook, user: str, task_id: str, price: int, *, allowance: int | None = 100,
-             service_budget: int | None = None, writes: list[list] | None = None):
-    return book.reserve(user, task_id, price, allowance=allowance, service_budget=service_budget, writes=writes or [])
+@pytest.fixture
+def store(redis_client, credits):
+    return store_with(redis_client, credits)
 
 
-def _user_counters(book: CreditBook, user: str, allowance: int | None = 100) -> tuple:
-    summary = book.summary(user, allowance=allowance)
+def user_counters(credits, user: str = USER, allowance: int | None = 100) -> tuple:
+    summary = credits.book.summary(user, allowance=allowance)
     return summary["charged"], summary["reserved"], summary["remaining"]
 
 
-def _service(book: CreditBook) -> tuple:
-    totals = book.service_totals(1)[0]
+def service_counters(credits) -> tuple:
+    totals = credits.book.service_totals(1)[0]
     return totals["reserved"], totals["charged"], totals["refunded"]
 
 
-def _terminal_transaction(redis_client, task_id: str, commands: list[list]) -> None:
-    """What the task store does at a task's end: WATCH the record, then write its terminal
-    state and the credit commands in one MULTI."""
-    with redis_client.pipeline(transaction=True) as pipe:
-        pipe.watch(f"test:task:{task_id}")
-        pipe.multi()
-        pipe.set(f"test:task:{task_id}", "terminal")
-        for command in commands:
-            pipe.execute_command(*command)
-        pipe.execute()
+def ledger(credits, user: str = USER) -> list[tuple]:
+    return [(entry["kind"], entry["credits"], entry["reason"])
+            for entry in credits.book.user_history(user, 1)[0]["entries"]]
+
+
+def finish(store, task, **changes):
+    """End ``task`` as a worker does (sent, then completed or failed): one store transaction."""
+    return store.update(task.id, lambda current: current.evolve(sending_at=time.time(), **changes))
+
+
+def completed(store, task, credits_consumed=None):
+    return finish(store, task, status=COMPLETED, progress=100, credits_consumed=credits_consumed)
 
 
 # -- reserving -------------------------------------------------------------------------
 
-def test_reservations_fill_the_allowance_and_the_next_one_is_refused_until_midnight(book):
-    assert _reserve(book, "alice", "t1", 40).accepted
-    assert _reserve(book, "alice", "t2", 40).accepted
+def test_reservations_fill_the_allowance_and_the_next_one_is_refused_with_nothing_written(redis_client, credits,
+                                                                                         store):
+    for _ in range(5):
+        accept(store, credits, text_task())
+    refused = text_task()
 
-    refused = _reserve(book, "alice", "t3", 30)
+    with pytest.raises(CreateRefused) as raised:
+        accept(store, credits, refused)
 
-    assert (refused.accepted, refused.refusal) == (False, CREDITS_EXHAUSTED)
-    assert refused.retry_after_seconds == 12 * 3600
-    assert _user_counters(book, "alice") == (0, 80, 20)
-    assert _reserve(book, "alice", "t4", 20).accepted  # exactly the rest still fits
-    assert _reserve(book, "bob", "t5", 100).accepted  # allowances are per user
-
-
-def test_no_allowance_means_unlimited(book):
-    assert _reserve(book, "alice", "t1", 10**6, allowance=None).accepted
-    assert book.summary("alice", allowance=None)["remaining"] is None
+    assert raised.value.reason == CREDITS_EXHAUSTED
+    assert store.get(refused.id) is None and refused.id not in store.open_task_ids()
+    assert user_counters(credits) == (0, 100, 0)
+    assert len(ledger(credits)) == 5
+    assert accept(store, credits, text_task("bob")).reservation["user"] == "bob"  # allowances are per user
 
 
-def test_the_service_budget_refuses_every_user_once_spent(book):
-    assert _reserve(book, "alice", "t1", 20, service_budget=50).accepted
-    assert book.settle("t1", 20)
-    assert _reserve(book, "bob", "t2", 20, service_budget=50).accepted
+def test_exactly_the_rest_of_an_allowance_still_fits(credits, store):
+    for _ in range(4):
+        accept(store, credits, text_task())
 
-    refused = _reserve(book, "carol", "t3", 20, service_budget=50)
+    accept(store, credits, text_task(texture=False))  # 10
+    accept(store, credits, text_task(texture=False))  # 10: exactly 100
 
-    assert (refused.refusal, refused.retry_after_seconds) == (SERVICE_BUDGET_EXHAUSTED, 12 * 3600)
-    assert _user_counters(book, "carol") == (0, 0, 100)
-    assert _service(book) == (20, 20, 0)
-    assert _reserve(book, "carol", "t4", 10, service_budget=50).accepted
+    assert user_counters(credits) == (0, 100, 0)
 
 
-# -- the caller's writes ------------------------------------------------------------------
+def test_the_service_budget_refuses_every_user_once_spent(redis_client, clock):
+    credits = credits_for(redis_client, clock=clock, bff_service_daily_credits=50)
+    store = store_with(redis_client, credits)
+    completed(store, accept(store, credits, text_task("alice")))
+    accept(store, credits, text_task("bob"))
 
-WRITES = [
-    ["SET", "test:task:t1", '{"id":"t1"}', "NX", "EX", 3600],
-    ["ZADD", "test:open", 1700000000.5, "t1"],
-    ["HSET", "test:upload:t1", "data", b"\x89PNG\x00", "content_type", "image/png"],
-    ["EXPIRE", "test:upload:t1", 3600],
-    ["SET", "test:idempotency", "answer", "EX", 86400],
-]
+    with pytest.raises(CreateRefused) as raised:
+        accept(store, credits, text_task("carol"))
 
-
-def test_an_accepted_reservation_applies_the_writes(book, redis_client):
-    assert _reserve(book, "alice", "t1", 20, writes=WRITES).accepted
-
-    assert redis_client.get("test:task:t1") == b'{"id":"t1"}'
-    assert 3590 < redis_client.ttl("test:task:t1") <= 3600
-    assert redis_client.zscore("test:open", "t1") == 1700000000.5
-    assert redis_client.hgetall("test:upload:t1") == {b"data": b"\x89PNG\x00", b"content_type": b"image/png"}
-    assert 3590 < redis_client.ttl("test:upload:t1") <= 3600
-    assert redis_client.get("test:idempotency") == b"answer"
+    assert raised.value.reason == SERVICE_BUDGET_EXHAUSTED
+    assert service_counters(credits) == (TEXTURED, TEXTURED, 0)
+    assert user_counters(credits, "carol", allowance=None) == (0, 0, None)
+    accept(store, credits, text_task("carol", texture=False))  # the last 10 still fit
 
 
-def test_writes_may_carry_the_reservation_they_commit_with(book, redis_client):
-    def record(reservation: Reservation) -> list[list]:
-        return [["SET", "test:task:t1", json.dumps({"reservation": reservation.as_dict()})]]
+def test_the_record_carries_its_reservation(credits, store):
+    task = accept(store, credits, text_task())
 
-    result = _reserve(book, "alice", "t1", 20, writes=record)
-
-    stored = json.loads(redis_client.get("test:task:t1"))["reservation"]
-    assert Reservation.from_dict(stored) == result.reservation
-    assert result.reservation.day == "2026-11-24"
+    assert store.get(task.id).reservation == {"user": USER, "day": "2026-11-24", "price": TEXTURED,
+                                              "service": "tripo"}
 
 
-def test_a_refused_reservation_writes_nothing(book, redis_client):
-    assert not _reserve(book, "alice", "t1", 200, writes=WRITES).accepted
-    assert not _reserve(book, "alice", "t1", 20, service_budget=10, writes=WRITES).accepted
+def test_running_the_same_create_again_reserves_nothing_more(credits, store):
+    task, admission = credits.reserve(text_task(), None)
+    store.create(task, admission=admission)
 
-    assert redis_client.keys("test:*") == []
-    assert book.reservation("t1") is None
-    assert book.user_history("alice", 1)[0]["entries"] == []
+    store.create(task, admission=admission)  # redis-py re-sending a create whose reply was lost
 
-
-def test_a_taken_set_nx_key_refuses_the_whole_reservation(book, redis_client):
-    redis_client.set("test:task:t1", "someone else's")
-
-    result = _reserve(book, "alice", "t1", 20, writes=WRITES)
-
-    assert (result.accepted, result.refusal) == (False, WRITE_CONFLICT)
-    assert redis_client.get("test:task:t1") == b"someone else's"
-    assert redis_client.exists("test:open", "test:upload:t1", "test:idempotency") == 0
-    assert _user_counters(book, "alice") == (0, 0, 100)
+    assert user_counters(credits) == (0, TEXTURED, 100 - TEXTURED)
+    assert ledger(credits) == [("reserve", TEXTURED, "text_to_model")]
 
 
-def test_a_command_outside_the_allow_list_is_an_error_and_changes_nothing(book, redis_client):
-    redis_client.set("test:keep", "1")
+def test_a_void_task_reserves_nothing(credits, store):
+    task, admission = credits.reserve(text_task(), None)
+    assert not store.resolve_create(task)  # its create's outcome was unknown: declared void
 
-    with pytest.raises(redis.ResponseError, match="not allowed"):
-        _reserve(book, "alice", "t1", 20, writes=[["ZADD", "test:open", 1, "t1"], ["DEL", "test:keep"]])
+    with pytest.raises(TaskVoided):
+        store.create(task, admission=admission)
 
-    assert redis_client.exists("test:keep") == 1
-    assert redis_client.exists("test:open") == 0
-    assert book.reservation("t1") is None
+    assert user_counters(credits) == (0, 0, 100) and ledger(credits) == []
 
 
-def test_a_second_reserve_for_the_same_task_returns_the_first_and_reserves_nothing(book, redis_client):
-    first = _reserve(book, "alice", "t1", 20, writes=[["SET", "test:task:t1", "first"]])
+def test_without_any_credit_setting_nothing_is_reserved_or_counted(redis_client):
+    credits = credits_for(redis_client)
+    store = store_with(redis_client, credits)
 
-    again = _reserve(book, "alice", "t1", 20, writes=[["SET", "test:task:t1", "second"]])
+    task = accept(store, credits, text_task())
+    completed(store, task)
 
-    assert again.accepted and again.already_reserved
-    assert again.reservation == first.reservation
-    assert redis_client.get("test:task:t1") == b"first"
-    assert _user_counters(book, "alice") == (0, 20, 80)
-    assert _service(book) == (20, 0, 0)
+    assert task.reservation is None and store.get(task.id).status == COMPLETED
+    assert redis_client.keys("bff:credits:*") == []
 
 
 # -- settling and refunding ---------------------------------------------------------------
 
-@pytest.mark.parametrize("charged", [12, 20, 35])
-def test_settling_records_what_the_provider_charged(book, charged):
-    _reserve(book, "alice", "t1", 20)
+@pytest.mark.parametrize("consumed, charged", [(12, 12), (12.2, 13), (35, 35), (None, TEXTURED)])
+def test_a_completed_task_is_charged_what_the_provider_reports_and_the_rest_returns(credits, store, consumed,
+                                                                                    charged):
+    completed(store, accept(store, credits, text_task()), credits_consumed=consumed)
 
-    assert book.settle("t1", charged, "completed")
-
-    assert _user_counters(book, "alice") == (charged, 0, 100 - charged)
-    assert _service(book) == (0, charged, 0)
-    last = book.user_history("alice", 1)[0]["entries"][-1]
-    assert (last["kind"], last["credits"], last["reason"]) == ("charge", charged, "completed")
-
-
-def test_a_failure_without_a_provider_charge_refunds_in_full(book):
-    _reserve(book, "alice", "t1", 30)
-
-    assert book.refund("t1", "failed")
-
-    assert _user_counters(book, "alice") == (0, 0, 100)
-    assert _service(book) == (0, 0, 30)
+    assert user_counters(credits) == (charged, 0, max(0, 100 - charged))
+    unused = max(0, TEXTURED - charged)
+    assert service_counters(credits) == (0, charged, unused)
+    assert ledger(credits)[1:] == [("charge", charged, "completed")] + (
+        [("refund", unused, UNUSED_RESERVATION)] if unused else [])
 
 
-def test_an_unknown_provider_outcome_refunds_the_user_but_stays_in_the_service_budget(book):
-    _reserve(book, "alice", "t1", 30, service_budget=50)
-
-    assert book.refund("t1", PROVIDER_OUTCOME_UNKNOWN, keep_in_service_budget=True)
-
-    assert _user_counters(book, "alice") == (0, 0, 100)
-    assert _service(book) == (0, 30, 0)
-    assert _reserve(book, "bob", "t2", 30, service_budget=50).refusal == SERVICE_BUDGET_EXHAUSTED
-    last = book.user_history("alice", 1)[0]["entries"][-1]
-    assert (last["kind"], last["credits"], last["reason"]) == ("refund", 30, PROVIDER_OUTCOME_UNKNOWN)
-
-
-def test_settle_commands_take_effect_with_the_terminal_write_and_only_once(book, redis_client):
-    reservation = _reserve(book, "alice", "t1", 20).reservation
-    commands = book.settle_commands(Reservation.from_dict(reservation.as_dict()), 25, "completed")
-
-    _terminal_transaction(redis_client, "t1", commands)
-    _terminal_transaction(redis_client, "t1", commands)  # a message that ran twice
-
-    assert redis_client.get("test:task:t1") == b"terminal"
-    assert not book.settle("t1", 25)
-    assert not book.refund("t1", "failed")
-    assert _user_counters(book, "alice") == (25, 0, 75)
-    assert _service(book) == (0, 25, 0)
-    assert [entry["kind"] for entry in book.user_history("alice", 1)[0]["entries"]] == ["reserve", "charge"]
+# (error code, whether the provider call had left, credits consumed) -> (user charged,
+# service charged, service refunded), for a reservation of 20.
+REFUND_PATHS = [
+    ("content_policy", True, None, (0, 0, 20)),
+    ("invalid_request", True, None, (0, 0, 20)),
+    ("provider_failed", True, None, (0, 0, 20)),
+    ("provider_failed", True, 0, (0, 0, 20)),
+    ("provider_cancelled", True, None, (0, 0, 20)),
+    ("provider_expired", True, None, (0, 0, 20)),
+    ("provider_unavailable", True, None, (0, 0, 20)),
+    ("provider_insufficient_credit", True, None, (0, 0, 20)),
+    ("timeout", False, None, (0, 0, 20)),
+    ("request_not_accepted", False, None, (0, 0, 20)),
+    ("internal_error", False, None, (0, 0, 20)),
+    ("provider_outcome_unknown", True, None, (0, 20, 0)),
+    ("timeout", True, None, (0, 20, 0)),
+    ("provider_task_lost", True, None, (0, 20, 0)),
+    ("result_not_kept", True, None, (20, 20, 0)),
+    ("provider_failed", True, 5, (5, 5, 15)),
+]
 
 
-def test_refund_commands_count_once_whichever_way_they_run(book, redis_client):
-    reservation = _reserve(book, "alice", "t1", 20).reservation
+@pytest.mark.parametrize("code, sent, consumed, expected", REFUND_PATHS)
+def test_each_way_a_task_fails_releases_its_reservation_as_the_table_says(credits, store, code, sent, consumed,
+                                                                          expected):
+    task = accept(store, credits, text_task())
 
-    _terminal_transaction(redis_client, "t1", book.refund_commands(reservation, "failed"))
+    store.update(task.id, lambda current: current.failed(task_error(code), credits_consumed=consumed,
+                                                         sending_at=time.time() if sent else None))
 
-    assert not book.refund("t1", "failed")
-    assert not book.settle("t1", 20)
-    assert _user_counters(book, "alice") == (0, 0, 100)
-    assert _service(book) == (0, 0, 20)
-
-
-def test_a_refund_that_comes_first_wins_over_a_later_settle(book, redis_client):
-    reservation = _reserve(book, "alice", "t1", 20).reservation
-    assert book.refund("t1", "reconciled")
-
-    _terminal_transaction(redis_client, "t1", book.settle_commands(reservation, 20, "completed"))
-
-    assert _user_counters(book, "alice") == (0, 0, 100)
-    assert _service(book) == (0, 0, 20)
+    user_charged, service_charged, service_refunded = expected
+    assert user_counters(credits) == (user_charged, 0, 100 - user_charged)
+    assert service_counters(credits) == (0, service_charged, service_refunded)
+    assert ledger(credits)[1][2] == code
 
 
-def test_a_task_without_a_reservation_has_nothing_to_settle(book):
-    assert not book.settle("never-reserved", 20)
-    assert not book.refund("never-reserved", "failed")
+def test_a_release_runs_once_however_often_its_commands_are_run(redis_client, credits, store):
+    task = completed(store, accept(store, credits, text_task()), credits_consumed=15)
+
+    for _ in range(2):  # the terminal write of a message that ran twice, and reconciliation
+        with redis_client.pipeline(transaction=True) as pipe:
+            for command in credits.end_commands(task):
+                pipe.execute_command(*command)
+            pipe.execute()
+    credits.release_lost([task.id])
+
+    assert user_counters(credits) == (15, 0, 85)
+    assert service_counters(credits) == (0, 15, 5)
+    assert [kind for kind, _, _ in ledger(credits)] == ["reserve", "charge", "refund"]
 
 
-def test_the_charge_is_what_the_provider_reports_else_the_price():
-    reservation = Reservation(task_id="t1", user="alice", day="2026-11-24", price=30)
-    assert charged_credits(reservation, None) == 30
-    assert charged_credits(reservation, 20) == 20
-    assert charged_credits(reservation, "20.0") == 20
-    assert charged_credits(reservation, 12.5) == 13  # never less than Tripo took
+def test_a_terminal_task_changes_no_credits_again(credits, store):
+    task = completed(store, accept(store, credits, text_task()))
+
+    assert store.update(task.id, lambda current: current.failed(task_error("timeout"))) is None
+
+    assert user_counters(credits) == (TEXTURED, 0, 100 - TEXTURED)
+
+
+def test_a_reservation_whose_record_is_lost_is_refunded_once_and_stays_in_the_service_budget(redis_client,
+                                                                                              credits, store):
+    task = accept(store, credits, text_task())
+    redis_client.delete(task_key(task.id))  # expired, or evicted
+
+    credits.release_lost([task.id])
+    credits.release_lost([task.id])
+
+    assert user_counters(credits) == (0, 0, 100)
+    assert service_counters(credits) == (0, TEXTURED, 0)
+    assert ledger(credits)[1:] == [("refund", TEXTURED, TASK_RECORD_LOST)]
 
 
 # -- the UTC day --------------------------------------------------------------------------
 
 def test_a_reservation_settles_on_its_own_day_and_the_next_day_starts_fresh(redis_client):
     clock = FakeClock("2026-11-24T23:59:59")
-    book = CreditBook(redis_client, clock=clock)
-    assert _reserve(book, "alice", "late", 80).accepted
-    refused = _reserve(book, "alice", "too-much", 30)
-    assert (refused.refusal, refused.retry_after_seconds) == (CREDITS_EXHAUSTED, 1)
+    credits = credits_for(redis_client, clock=clock, bff_user_daily_credits=30)
+    store = store_with(redis_client, credits)
+    late = accept(store, credits, text_task())
+    with pytest.raises(CreateRefused):
+        accept(store, credits, text_task())
+    assert credits.seconds_until_reset() == 1
 
     clock.advance(2)  # 2026-11-25T00:00:01
-    assert book.settle("late", 70)
+    completed(store, late, credits_consumed=25)
 
-    today = book.summary("alice", allowance=100)
-    assert (today["day"], today["charged"], today["reserved"], today["remaining"]) == ("2026-11-25", 0, 0, 100)
+    today = credits.book.summary(USER, allowance=30)
+    assert (today["day"], today["charged"], today["reserved"], today["remaining"]) == ("2026-11-25", 0, 0, 30)
     assert today["resets_at"] == "2026-11-26T00:00:00Z"
-    yesterday = book.user_history("alice", 2)[1]
-    assert (yesterday["day"], yesterday["charged"], yesterday["reserved"]) == ("2026-11-24", 70, 0)
-    assert [day["charged"] for day in book.service_totals(2)] == [0, 70]
-    assert _reserve(book, "alice", "fresh", 100).accepted
+    yesterday = credits.book.user_history(USER, 2)[1]
+    assert (yesterday["day"], yesterday["charged"], yesterday["reserved"]) == ("2026-11-24", 25, 0)
+    assert [day["charged"] for day in credits.book.service_totals(2)] == [0, 25]
+    accept(store, credits, text_task())  # a new day's allowance
 
 
-# -- ledger and grants ----------------------------------------------------------------------
+# -- ledger, grants, metrics ----------------------------------------------------------------
 
-def test_the_ledger_records_every_movement_and_expires_after_ledger_days(redis_client):
-    clock = FakeClock(NOON)
-    book = CreditBook(redis_client, ledger_days=3, clock=clock)
-    _reserve(book, "alice", "t1", 20)
-    kept = 12 * 3600 + 3 * 86400  # until 3 days after the day ends
-    for key in ("bff:credits:task:t1", "bff:credits:2026-11-24:ledger:alice"):
-        assert kept - 5 <= redis_client.ttl(key) <= kept
-    _reserve(book, "alice", "t2", 30)
-    book.grant("alice", 50, "support ticket 42")
+def test_the_ledger_records_every_movement_and_expires_after_ledger_days(redis_client, clock):
+    credits = credits_for(redis_client, clock=clock, ledger_days=3, bff_user_daily_credits=100)
+    store = store_with(redis_client, credits)
+    first, second = accept(store, credits, text_task()), accept(store, credits, text_task())
+    credits.book.grant(USER, 50, "support ticket 42")
     clock.advance(60)
-    book.settle("t1", 15, "completed")
-    book.refund("t2", "failed")
+    completed(store, first, credits_consumed=15)
+    finish(store, second, status="failed", error=task_error("provider_failed"))
 
-    entries = book.user_history("alice", 1)[0]["entries"]
+    entries = credits.book.user_history(USER, 1)[0]["entries"]
 
+    noon, later = "2026-11-24T12:00:00Z", "2026-11-24T12:01:00Z"
     assert entries == [
-        {"kind": "reserve", "user": "alice", "task": "t1", "credits": 20, "reason": "reserved",
-         "time": "2026-11-24T12:00:00Z"},
-        {"kind": "reserve", "user": "alice", "task": "t2", "credits": 30, "reason": "reserved",
-         "time": "2026-11-24T12:00:00Z"},
-        {"kind": "grant", "user": "alice", "task": None, "credits": 50, "reason": "support ticket 42",
-         "time": "2026-11-24T12:00:00Z"},
-        {"kind": "charge", "user": "alice", "task": "t1", "credits": 15, "reason": "completed",
-         "time": "2026-11-24T12:01:00Z"},
-        {"kind": "refund", "user": "alice", "task": "t2", "credits": 30, "reason": "failed",
-         "time": "2026-11-24T12:01:00Z"},
+        {"kind": "reserve", "user": USER, "task": first.id, "credits": 20, "reason": "text_to_model", "time": noon},
+        {"kind": "reserve", "user": USER, "task": second.id, "credits": 20, "reason": "text_to_model", "time": noon},
+        {"kind": "grant", "user": USER, "task": None, "credits": 50, "reason": "support ticket 42", "time": noon},
+        {"kind": "charge", "user": USER, "task": first.id, "credits": 15, "reason": "completed", "time": later},
+        {"kind": "refund", "user": USER, "task": first.id, "credits": 5, "reason": UNUSED_RESERVATION,
+         "time": later},
+        {"kind": "refund", "user": USER, "task": second.id, "credits": 20, "reason": "provider_failed",
+         "time": later},
     ]
-    expected = kept - 60  # the same moment, a minute later
-    for key in ("bff:credits:2026-11-24:ledger:alice", "bff:credits:2026-11-24:user:alice",
-                "bff:credits:2026-11-24:service"):
-        assert expected - 5 <= redis_client.ttl(key) <= expected
-    assert json.loads(redis_client.lindex("bff:credits:2026-11-24:ledger:alice", 0))["task"] == "t1"
+    kept = 12 * 3600 + 3 * 86400 - 60  # until 3 days after the day ends, seen a minute after noon
+    for key in redis_client.keys("bff:credits:2026-11-24:*"):
+        assert kept - 5 <= redis_client.ttl(key) <= kept, key
     with pytest.raises(ValueError):
-        book.user_history("alice", 5)  # further back than the ledger keeps
+        credits.book.user_history(USER, 5)  # further back than the ledger keeps
 
 
-def test_a_grant_raises_today_s_allowance(book):
-    assert _reserve(book, "alice", "t1", 100).accepted
-    assert _reserve(book, "alice", "t2", 30).refusal == CREDITS_EXHAUSTED
+def test_a_grant_raises_today_s_allowance_only(credits, store, clock):
+    for _ in range(5):
+        accept(store, credits, text_task())
 
-    book.grant("alice", 50, "apology")
+    credits.book.grant(USER, 20, "apology")
 
-    assert _reserve(book, "alice", "t2", 30).accepted
-    summary = book.summary("alice", allowance=100)
-    assert (summary["allowance"], summary["granted"], summary["remaining"]) == (150, 50, 20)
-
-
-def test_a_grant_lasts_only_for_its_day(book, clock):
-    book.grant("alice", 50, "apology")
+    accept(store, credits, text_task())
+    summary = credits.book.summary(USER, allowance=100)
+    assert (summary["allowance"], summary["granted"], summary["remaining"]) == (120, 20, 0)
     clock.advance(86400)
-    assert book.summary("alice", allowance=100)["allowance"] == 100
+    assert credits.book.summary(USER, allowance=100)["allowance"] == 100
 
 
-def test_service_totals_show_each_day(book, clock):
-    _reserve(book, "alice", "t1", 20)
-    book.settle("t1", 20)
-    clock.advance(86400)
-    _reserve(book, "alice", "t2", 30)
-    _reserve(book, "bob", "t3", 10)
-    book.refund("t3", "failed")
+def test_credits_are_counted_in_the_metrics_when_they_move(redis_client, credits, store):
+    completed(store, accept(store, credits, text_task()), credits_consumed=12)
+    store.update(accept(store, credits, text_task()).id,
+                 lambda current: current.failed(task_error("provider_outcome_unknown"), sending_at=time.time()))
 
-    assert book.service_totals(3) == [
-        {"day": "2026-11-25", "reserved": 30, "charged": 0, "refunded": 10},
-        {"day": "2026-11-24", "reserved": 0, "charged": 20, "refunded": 0},
-        {"day": "2026-11-23", "reserved": 0, "charged": 0, "refunded": 0},
-    ]
+    body, _ = Metrics(redis_client).render()
+
+    assert of(parse(body), "bff_credits_total") == {
+        labels(service="tripo", kind="reserved"): 40,
+        labels(service="tripo", kind="charged"): 12 + 20,
+        labels(service="tripo", kind="refunded"): 8,
+    }
 
 
 def test_the_scripts_run_on_the_sandbox_s_embedded_store(clock):
     """Sandbox mode keeps everything in fakeredis: the same scripts must work there."""
     embedded = fakeredis.FakeRedis()
-    book = CreditBook(embedded, clock=clock)
-    reservation = _reserve(book, "alice", "t1", 20, writes=[["SET", "test:task:t1", "record", "NX"]]).reservation
-    _terminal_transaction(embedded, "t1", book.settle_commands(reservation, 15, "completed"))
+    credits = credits_for(embedded, clock=clock, bff_user_daily_credits=30)
+    store = store_with(embedded, credits)
+    task = accept(store, credits, text_task())
+    with pytest.raises(CreateRefused):
+        accept(store, credits, text_task())
 
-    assert not book.settle("t1", 15)
-    assert _user_counters(book, "alice") == (15, 0, 85)
+    completed(store, task, credits_consumed=15)
+
+    assert user_counters(credits, allowance=30) == (15, 0, 15)
+    assert json.loads(embedded.get(task_key(task.id)))["reservation"]["price"] == TEXTURED

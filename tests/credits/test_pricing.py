@@ -1,89 +1,98 @@
-"""Prices: Tripo's published table by default, every number overridable, one view vs
-several choosing the single-image or multiview price, P1 models costing more."""
+"""Prices from what a task sends: Tripo's published table by default, one view vs several,
+P1 models, texture quality, every number replaceable by a setting; OpenAI per image."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from bff.credits import CONVERT_MODEL, PriceTable, default_prices, price_of
+from bff.credits.prices import TripoPrices
+from bff.credits.pricing import tripo_price
+from bff.settings import Settings, SettingsError
+from bff.tasks.record import Kind, Service, Task
+from tests.credits.building import credits_for
 
-VERSION = "v3.1-20260211"
-P1 = "P1-20260311"
-REFINE_VERSION = "v3.0-20250812"
 URL = "https://example.com/view.png"
+P1 = "P1-20260311"
 
 
-def _price(service: str, kind: str, params: dict, model_version: str = VERSION, prices: PriceTable = PriceTable()):
-    return price_of(service, kind, params, model_version=model_version, refine_model_version=REFINE_VERSION,
-                    prices=prices)
+def price(redis_client, kind: str, params: dict, service: str = Service.TRIPO, **settings_changes) -> int:
+    task = Task.new(service=service, kind=kind, params=params, request_id="r", client="alice")
+    return credits_for(redis_client, **settings_changes).price(task)
 
 
-@pytest.mark.parametrize(
-    ("kind", "params", "standard", "p1"),
-    [
-        ("text_to_model", {"prompt": "a cat", "style": None, "texture": False}, 10, 30),
-        ("text_to_model", {"prompt": "a cat", "style": "cartoon", "texture": True}, 20, 40),
-        ("sketch_to_model", {"image_url": URL, "texture": False}, 20, 40),
-        ("sketch_to_model", {"image_url": URL, "texture": True}, 30, 50),
-        ("image_to_model", {"image_urls": [URL], "texture": False}, 20, 40),
-        ("image_to_model", {"image_urls": [URL], "texture": True}, 30, 50),
-        ("image_to_model", {"image_urls": [URL, None, URL, URL], "texture": False}, 20, 40),
-        ("image_to_model", {"image_urls": [URL, URL], "texture": True}, 30, 50),
-    ],
-)
-def test_tripo_generations_cost_the_published_price(kind, params, standard, p1):
-    assert _price("tripo", kind, params) == standard
-    assert _price("tripo", kind, params, model_version=P1) == p1
+@pytest.mark.parametrize(("kind", "params", "standard", "p1"), [
+    (Kind.TEXT_TO_MODEL, {"prompt": "a cat", "style": None, "texture": False}, 10, 30),
+    (Kind.TEXT_TO_MODEL, {"prompt": "a cat", "style": "cartoon", "texture": True}, 20, 40),
+    (Kind.SKETCH_TO_MODEL, {"image_url": URL, "texture": False}, 20, 40),
+    (Kind.SKETCH_TO_MODEL, {"image_url": URL, "texture": True}, 30, 50),
+    (Kind.IMAGE_TO_MODEL, {"image_urls": [URL], "texture": False}, 20, 40),
+    (Kind.IMAGE_TO_MODEL, {"image_urls": [URL, None, None, None], "texture": True}, 30, 50),
+    (Kind.IMAGE_TO_MODEL, {"image_urls": [URL, None, URL, URL], "texture": False}, 20, 40),
+    (Kind.IMAGE_TO_MODEL, {"image_urls": [URL, URL], "texture": True}, 30, 50),
+])
+def test_tripo_generations_cost_the_published_price(redis_client, kind, params, standard, p1):
+    assert price(redis_client, kind, params) == standard
+    assert price(redis_client, kind, params, tripo_model_version=P1) == p1
 
 
-def test_a_generation_recorded_without_the_texture_flag_costs_the_textured_price():
-    assert _price("tripo", "text_to_model", {"prompt": "a cat"}) == 20
+def test_one_view_takes_the_single_image_price_and_several_the_multiview_price(redis_client):
+    distinct = TripoPrices.parse("image_textured=31,multiview_textured=37")
+
+    assert price(redis_client, Kind.IMAGE_TO_MODEL, {"image_urls": [URL, None], "texture": True},
+                 bff_tripo_prices=distinct) == 31
+    assert price(redis_client, Kind.IMAGE_TO_MODEL, {"image_urls": [URL, None, URL], "texture": True},
+                 bff_tripo_prices=distinct) == 37
 
 
-def test_refine_and_convert_cost_their_assumed_prices_whatever_the_model_version():
+def test_refine_and_convert_cost_their_own_prices_whatever_the_model_version(redis_client):
     refine = {"draft_model_task_id": "t", "draft_provider_task_id": "p"}
-    assert _price("tripo", "refine_model", refine) == 20
-    assert _price("tripo", "refine_model", refine, model_version=P1) == 20
-    assert _price("tripo", CONVERT_MODEL, {"format": "USDZ"}) == 10
+    convert = {"model_task_id": "t", "source_provider_task_id": "p", "format": "stl", "face_limit": None,
+               "texture_size": None}
+
+    assert price(redis_client, Kind.REFINE_MODEL, refine) == 20
+    assert price(redis_client, Kind.REFINE_MODEL, refine, tripo_model_version=P1) == 20
+    assert price(redis_client, Kind.CONVERT_MODEL, convert) == 10
+    assert price(redis_client, Kind.CONVERT_MODEL, convert, bff_tripo_prices=TripoPrices.parse("convert=12")) == 12
+
+
+@pytest.mark.parametrize(("quality", "credits"), [("standard", 30), ("detailed", 50), ("extreme", 60)])
+def test_texture_quality_adds_to_a_textured_generation_only(quality, credits):
+    body = {"input": URL, "model": "v3.1-20260211", "texture": True, "texture_quality": quality}
+
+    assert tripo_price("/generation/image-to-model", body, TripoPrices()) == credits
+    assert tripo_price("/generation/image-to-model", {**body, "texture": False}, TripoPrices()) == 20
 
 
 @pytest.mark.parametrize(("n", "credits"), [(1, 5), (4, 20), (10, 50)])
-def test_openai_images_cost_per_image(n, credits):
-    assert _price("openai", "image_to_image", {"prompt": "p", "n": n, "size": "1024x1024"}) == credits
-    assert _price("openai", "image_to_image", {"n": n}, prices=PriceTable(openai_credits_per_image=7)) == 7 * n
+def test_openai_images_cost_per_image(redis_client, n, credits):
+    params = {"prompt": "p", "n": n, "size": "1024x1024"}
+
+    assert price(redis_client, Kind.IMAGE_TO_IMAGE, params, service=Service.OPENAI) == credits
+    assert price(redis_client, Kind.IMAGE_TO_IMAGE, params, service=Service.OPENAI,
+                 bff_openai_credits_per_image=7) == 7 * n
 
 
-def test_one_view_takes_the_single_image_price_and_several_the_multiview_price():
-    distinct = PriceTable().overridden({"image_textured": 31, "multiview_textured": 37, "p1_multiview_textured": 59})
-    assert _price("tripo", "image_to_model", {"image_urls": [URL, None, None, None]}, prices=distinct) == 31
-    assert _price("tripo", "image_to_model", {"image_urls": [URL, None, URL]}, prices=distinct) == 37
-    assert _price("tripo", "image_to_model", {"image_urls": [URL, URL]}, model_version=P1, prices=distinct) == 59
+def test_the_price_settings_replace_only_the_named_prices():
+    settings = Settings.from_env({**_required(), "BFF_TRIPO_PRICES": "refine=25, convert=12",
+                                  "BFF_OPENAI_CREDITS_PER_IMAGE": "4"})
+
+    assert settings.bff_tripo_prices == dataclasses.replace(TripoPrices(), refine=25, convert=12)
+    assert settings.bff_openai_credits_per_image == 4
 
 
-def test_overrides_replace_only_the_named_prices_and_reject_unknown_names():
-    prices = PriceTable().overridden({"refine": 25, "convert": 12})
-    assert (prices.refine, prices.convert, prices.text_textured) == (25, 12, 20)
-    with pytest.raises(ValueError, match="unknown price 'refin'"):
-        PriceTable().overridden({"refin": 25})
-    with pytest.raises(ValueError, match="at least 0"):
-        PriceTable().overridden({"refine": -1})
+@pytest.mark.parametrize(("value", "fragment"), [
+    ("refin=25", "unknown price 'refin'"),
+    ("refine=-1", "whole number"),
+    ("refine=2.5", "whole number"),
+])
+def test_a_malformed_price_setting_is_named(value, fragment):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**_required(), "BFF_TRIPO_PRICES": value})
+
+    assert str(raised.value).startswith("BFF_TRIPO_PRICES") and fragment in str(raised.value)
 
 
-def test_an_unknown_task_kind_has_no_price():
-    with pytest.raises(ValueError):
-        _price("tripo", "animate_model", {})
-    with pytest.raises(ValueError):
-        _price("openai", "text_to_model", {"texture": True})
-
-
-def test_default_prices_list_every_route_with_its_default_options():
-    assert default_prices(model_version=VERSION, refine_model_version=REFINE_VERSION, prices=PriceTable()) == {
-        "text_to_model": 20,
-        "sketch_to_model": 30,
-        "image_to_model": 30,
-        "refine_model": 20,
-        "convert_model": 10,
-        "image_to_image": 5,
-    }
-    p1 = default_prices(model_version=P1, refine_model_version=REFINE_VERSION, prices=PriceTable())
-    assert (p1["text_to_model"], p1["image_to_model"], p1["refine_model"]) == (40, 50, 20)
+def _required() -> dict:
+    return {"REDIS_URL": "redis://127.0.0.1:6379/0", "TRIPO_API_KEY": "tsk_abc", "OPENAI_API_KEY": "sk-abc"}

@@ -1,52 +1,37 @@
-"""Reservations under contention: with room for exactly 5, exactly 5 of 20 callers win,
-whether they race as threads or as separate processes with their own connections."""
+"""Reservations under contention in one process: with room for exactly five, exactly five
+of twenty simultaneous creates are recorded, each on its own connection. (Two web
+processes racing over HTTP: tests/processes/test_credits.py.)"""
 
 from __future__ import annotations
 
-import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
-from bff.credits import CreditBook
-from tests.credits.race import PRICE, process_main, reserve_all
+import redis
 
-
-def _url(redis_client) -> str:
-    options = redis_client.connection_pool.connection_kwargs
-    return f"redis://{options['host']}:{options['port']}/{options.get('db', 0)}"
+from bff.tasks.store import CreateRefused
+from tests.credits.building import TEXTURED, USER, accept, credits_for, store_with, text_task
 
 
-def test_twenty_threads_of_one_user_get_exactly_the_five_the_allowance_holds(redis_client):
-    calls = [("alice", f"task-{index}") for index in range(20)]
+def test_twenty_simultaneous_creates_with_room_for_five_record_exactly_five(redis_client):
+    url = "redis://{host}:{port}/0".format(**redis_client.connection_pool.connection_kwargs)
+    start = threading.Barrier(20)
 
-    accepted = reserve_all(_url(redis_client), calls, allowance=5 * PRICE, service_budget=None)
+    def one(_) -> str | None:
+        connection = redis.Redis.from_url(url)
+        credits = credits_for(connection, bff_user_daily_credits=5 * TEXTURED)
+        store = store_with(connection, credits)
+        task = text_task()
+        start.wait(timeout=30)
+        try:
+            return accept(store, credits, task).id
+        except CreateRefused:
+            return None
 
-    assert len(accepted) == 5
-    book = CreditBook(redis_client)
-    assert book.summary("alice", allowance=5 * PRICE)["reserved"] == 5 * PRICE
-    assert book.service_totals(1)[0]["reserved"] == 5 * PRICE
-    assert len(book.user_history("alice", 1)[0]["entries"]) == 5
-    # Only the winners' writes happened.
-    assert sorted(key.decode() for key in redis_client.keys("test:task:*")) == sorted(
-        f"test:task:{task_id}" for task_id in accepted)
-
-
-def test_twenty_callers_in_two_processes_get_exactly_the_five_the_service_budget_holds(redis_client):
-    context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(2), context.Queue()
-    processes = [
-        context.Process(target=process_main, args=(
-            _url(redis_client), [(f"user-{part}-{index}", f"task-{part}-{index}") for index in range(10)],
-            5 * PRICE, start, results))
-        for part in range(2)
-    ]
-    for process in processes:
-        process.start()
-    accepted = results.get(timeout=60) + results.get(timeout=60)
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        accepted = [task_id for task_id in pool.map(one, range(20)) if task_id]
 
     assert len(accepted) == 5
-    totals = CreditBook(redis_client).service_totals(1)[0]
-    assert totals["reserved"] == 5 * PRICE
-    assert len(redis_client.keys("test:task:*")) == 5
-    assert len(redis_client.keys("bff:credits:task:*")) == 5
+    store = store_with(redis_client, credits_for(redis_client))
+    assert sorted(store.open_task_ids()) == sorted(accepted)
+    assert credits_for(redis_client).book.summary(USER, allowance=5 * TEXTURED)["reserved"] == 5 * TEXTURED
