@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
+from bff.credits.prices import TripoPrices
 from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
 from bff.identity.keys import ASYMMETRIC_ALGORITHMS, is_safe_key_url
 from bff.identity.tokens import APP_CHECK_JWKS_URL, MIN_HS256_SECRET_BYTES
@@ -75,6 +76,27 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise ValueError("must be a whole number of at least 1")
     return number
+
+
+def _credits(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ValueError("must be a whole number of credits, at least 0")
+    return int(value)
+
+
+def _optional_credits(value: str) -> int | None:
+    return _credits(value) if value.strip() else None
+
+
+def _plan_credits(value: str) -> dict[str, int]:
+    """``pro=2000,team=10000``: each plan's daily credits."""
+    plans: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        plan, _, credits = (piece.strip() for piece in item.partition("="))
+        if not plan or not credits.isdigit():
+            raise ValueError("must be plan=credits pairs, comma-separated (pro=2000,team=10000)")
+        plans[plan] = int(credits)
+    return plans
 
 
 def _client_keys(value: str) -> ClientKeys | None:
@@ -204,6 +226,14 @@ class Settings:
     bff_app_check_project_number: str = _setting("", _project_number)
     bff_app_check_jwks_url: str = _setting(APP_CHECK_JWKS_URL, _key_url)
     bff_allow_anonymous: bool = _setting("false", _flag)
+    # Credits
+    bff_user_daily_credits: int | None = _setting("", _optional_credits)
+    bff_plan_claim: str = _setting("", _text)
+    bff_plan_daily_credits: dict[str, int] = _setting("", _plan_credits)
+    bff_service_daily_credits: int | None = _setting("", _optional_credits)
+    bff_openai_credits_per_image: int = _setting("5", _credits)
+    bff_tripo_prices: TripoPrices = _setting("", TripoPrices.parse)
+    bff_ledger_days: int = _setting("90", _positive_int)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

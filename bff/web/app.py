@@ -17,7 +17,8 @@ from bff.web.errors import BffApi, register_error_handlers
 from bff.web.rate_limits import init_rate_limits
 from bff.web.unsettled import UnsettledCreates
 
-from .routes import generate, health, metrics, styles, tasks
+from .cli import credits_cli
+from .routes import generate, health, me, metrics, styles, tasks
 from .services import services
 
 API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos into 3D models
@@ -25,7 +26,7 @@ API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos in
 
 Every generation endpoint answers `202 Accepted` with a `task_id` and a `status_url`;
 poll the status until it is `completed` or `failed`. Errors always have the shape
-`{"code", "status", "message", "errors"?}`; each response carries an `X-Request-ID`.
+`{"code", "status", "message", "reason"?, "errors"?}`; each response carries an `X-Request-ID`.
 """
 
 access_log = logging.getLogger("bff.access")
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     identity = Identity.from_settings(settings)
     # Swagger UI's "Authorize" button then sends the credentials each route needs.
     api = BffApi(app, spec_kwargs={"extra_plugins": [SecurityDocs(identity, sign_in_help(settings))]})
-    for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
+    for blueprint in (generate.blp, tasks.blp, me.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
     if settings.bff_metrics_token:  # else /metrics does not exist: 404
         app.register_blueprint(metrics.blp)
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(lambda: identify_client(identity))
     init_rate_limits(app, settings)  # after identify_client: limits are per client
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
+    app.cli.add_command(credits_cli)
     return app
 
 

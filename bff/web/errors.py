@@ -20,9 +20,11 @@ from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.tasks.store import TransactionContention
 
 from .refusals import (
+    CreditsExhausted,
     InFlight,
     InvalidInput,
     Refusal,
+    ServiceBudgetExhausted,
     TaskNotFound,
     TaskNotReady,
     TokenRefused,
@@ -71,7 +73,9 @@ _REFUSAL_STATUSES: dict[type[Refusal], int] = {
     TaskNotReady: 409,
     InFlight: 409,
     InvalidInput: 422,
+    CreditsExhausted: 429,
     Unavailable: 503,
+    ServiceBudgetExhausted: 503,
 }
 
 
@@ -87,9 +91,12 @@ def register_error_handlers(app) -> None:
     app.register_error_handler(Refusal, _refused)
 
 
-def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None):
+def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None,
+                   reason: str | None = None):
     """The one error shape, for answers made outside flask-smorest's own handler."""
     body: dict = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
+    if reason:
+        body["reason"] = reason
     if errors:
         body["errors"] = errors
     response = jsonify(body)
@@ -104,7 +111,7 @@ def _refused(refusal: Refusal):
         # RFC 6750 section 3; the reasons are fixed phrases (bff.identity.errors), never token text.
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
     return error_response(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
-                          headers=headers)
+                          headers=headers, reason=refusal.reason)
 
 
 def _redis_unavailable(error: Exception):
