@@ -203,7 +203,17 @@ def _print_banner(settings: Settings, environ: dict[str, str]) -> None:
     if settings.embedded_store:
         mode += "; embedded store: tasks are lost when this process stops"
     print(f"\nmakeit3d BFF starting ({mode})\n  API:        {base}\n  Swagger UI: {base}/docs\n"
-          "  Ctrl-C stops everything.\n", flush=True)
+          f"{_sign_in_line(settings)}  Ctrl-C stops everything.\n", flush=True)
+
+
+def _sign_in_line(settings: Settings) -> str:
+    if settings.uses_sandbox_issuer:
+        return (f"  Sign-in:    API calls need a user token from the local issuer at {settings.bff_auth_issuer}:\n"
+                f"              curl -s -X POST {settings.bff_auth_issuer}/token -H 'Content-Type: application/json' "
+                "-d '{\"user\": \"alice\"}'\n")
+    if settings.bff_auth_issuer:
+        return f"  Sign-in:    user tokens from {settings.bff_auth_issuer}\n"
+    return ""
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ TRIPO_KEY = "tsk_test_key_0123456789"
 OPENAI_KEY = "sk-test-key-0123456789"
 
 _redis_server = PrivateRedis()
+# Fixtures of the sandbox sign-in issuer on loopback (`issuer`), for any test module.
+pytest_plugins = ["tests.issuer"]
 
 
 def pytest_configure(config):
@@ -32,6 +34,8 @@ def pytest_configure(config):
         OPENAI_API_KEY=OPENAI_KEY,
         BFF_POLL_INTERVAL_SECONDS="0.2",
         BFF_LOG_LEVEL="INFO",
+        # Tests of sign-in and app keys configure them; the rest run as address-based clients.
+        BFF_ALLOW_ANONYMOUS="true",
     )
 
 

@@ -17,7 +17,7 @@ from bff.redis_client import build_redis
 from bff.settings import Settings, SettingsError
 
 ROOT = Path(__file__).parent.parent
-REQUIRED = {"TRIPO_API_KEY": "tsk_abc", "OPENAI_API_KEY": "sk-abc"}
+REQUIRED = {"TRIPO_API_KEY": "tsk_abc", "OPENAI_API_KEY": "sk-abc", "BFF_ALLOW_ANONYMOUS": "true"}
 UNIX_SOCKET_URL = "unix:///var/run/redis/redis.sock"
 
 

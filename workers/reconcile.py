@@ -15,7 +15,8 @@ cycle looks at every open task:
   (capacity always frees up, because tasks in flight are bounded by the deadline);
 - a task not yet sent whose message is overdue (lost with a killed worker, or never
   enqueued because Redis failed) is nudged again;
-- an index entry whose record is gone is dropped.
+- an index entry whose record is gone is dropped, and the credits its task held are
+  refunded (kept in the service's budget: its provider call may have been billed).
 
 Then, for each capacity bucket, the oldest waiting tasks are sent as capacity allows.
 """
@@ -63,7 +64,9 @@ def settle_open_tasks(runtime: WorkerRuntime) -> None:
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
         tasks = store.get_many(batch)
-        store.forget(set(batch) - {task.id for task in tasks})
+        gone = set(batch) - {task.id for task in tasks}
+        store.forget(gone)
+        runtime.services.credits.release_lost(gone)
         claimants = {task.claimed_by for task in tasks if task.submission == CLAIMED and task.claimed_by}
         live = live_workers(runtime.services.redis, claimants)
         for task in tasks:

@@ -157,6 +157,7 @@ def settle_from_read(current: Task, snapshot: TripoSnapshot) -> Task | None:
         "outputs": snapshot.outputs or current.outputs,
         "error": snapshot.error,
         "provider_error_code": snapshot.provider_error_code,
+        "credits_consumed": snapshot.credits_consumed,
     }
     if all(getattr(current, name) == value for name, value in changes.items()):
         return None

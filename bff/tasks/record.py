@@ -98,6 +98,10 @@ class Task:
     error: TaskError | None = None
     provider_error_code: str | None = None
     provider_request_id: str | None = None
+    # Credits held for the task from its acceptance to its end ({"user", "day", "price"}:
+    # bff.credits.book.Reservation), and what the provider reported the task cost.
+    reservation: dict | None = None
+    credits_consumed: float | None = None
 
     @classmethod
     def new(cls, *, service: str, kind: str, params: dict, request_id: str, client: str = "") -> Task:

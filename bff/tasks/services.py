@@ -1,5 +1,5 @@
-"""What both roles need to work on tasks (Redis, the task store, the queue, the metrics), built
-once per process."""
+"""What both roles need to work on tasks (Redis, the task store, the queue, the metrics, the
+credits), built once per process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from bff.credits.book import ADMISSION_CHECK, CreditBook
+from bff.credits.credits import Credits
 from bff.metrics import Metrics
 from bff.redis_client import build_redis
 from bff.settings import Settings
@@ -22,12 +24,14 @@ class Services:
     store: TaskStore
     queue: TaskQueue
     metrics: Metrics
+    credits: Credits
 
     @classmethod
     def build(cls, settings: Settings, *, max_redis_connections: int | None = None) -> Services:
         client = build_redis(settings.redis_url, verify_tls=settings.redis_tls_verify,
                              max_connections=max_redis_connections)
         metrics = Metrics(client, queues=(SUBMIT_QUEUE, POLL_QUEUE))
+        credits = Credits(settings, CreditBook(client, ledger_days=settings.bff_ledger_days, metrics=metrics))
         return cls(
             settings=settings,
             redis=client,
@@ -36,8 +40,13 @@ class Services:
                 retention_seconds=settings.bff_result_ttl_seconds,
                 open_ttl_seconds=settings.bff_task_deadline_seconds + settings.bff_result_ttl_seconds,
                 metrics=metrics,
+                # Credits are reserved by the script that records a task, and released by
+                # the transaction that ends it.
+                admission_check=ADMISSION_CHECK,
+                end_commands=credits.end_commands,
             ),
             # This broker only enqueues (the worker role declares its own), so it needs no middleware.
             queue=TaskQueue(RedisBroker(client=client, middleware=[])),
             metrics=metrics,
+            credits=credits,
         )

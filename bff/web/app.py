@@ -12,12 +12,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from bff.logs import configure_logging, log_mode, new_request_id, set_request_id
 from bff.settings import Settings
 from bff.tasks.services import Services
-from bff.web.clients import API_KEY_HEADER, identify_client
+from bff.web.clients import Identity, SecurityDocs, identify_client, sign_in_help
 from bff.web.errors import BffApi, register_error_handlers
 from bff.web.rate_limits import init_rate_limits
 from bff.web.unsettled import UnsettledCreates
 
-from .routes import generate, health, metrics, styles, tasks
+from .cli import credits_cli
+from .routes import generate, health, me, metrics, styles, tasks
 from .services import services
 
 API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos into 3D models
@@ -25,7 +26,7 @@ API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos in
 
 Every generation endpoint answers `202 Accepted` with a `task_id` and a `status_url`;
 poll the status until it is `completed` or `failed`. Errors always have the shape
-`{"code", "status", "message", "errors"?}`; each response carries an `X-Request-ID`.
+`{"code", "status", "message", "reason"?, "errors"?}`; each response carries an `X-Request-ID`.
 """
 
 access_log = logging.getLogger("bff.access")
@@ -53,24 +54,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
-    api = BffApi(app)
-    if settings.bff_api_keys:
-        # Swagger UI's "Authorize" button sends the key with every tried request.
-        api.spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
-    for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
+    identity = Identity.from_settings(settings)
+    # Swagger UI's "Authorize" button then sends the credentials each route needs.
+    api = BffApi(app, spec_kwargs={"extra_plugins": [SecurityDocs(identity, sign_in_help(settings))]})
+    for blueprint in (generate.blp, tasks.blp, me.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
     if settings.bff_metrics_token:  # else /metrics does not exist: 404
         app.register_blueprint(metrics.blp)
     register_error_handlers(app)
     _register_request_hooks(app)
-    app.before_request(lambda: identify_client(settings.bff_api_keys))
+    app.before_request(lambda: identify_client(identity))
     init_rate_limits(app, settings, app_services.redis)  # after identify_client: limits are per client
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
+    app.cli.add_command(credits_cli)
     return app
 
 
 def _openapi_config(settings: Settings) -> dict:
     description = (SANDBOX_NOTICE if settings.bff_sandbox else "") + API_DESCRIPTION
+    if settings.bff_auth_issuer:
+        description += "\n" + sign_in_help(settings) + "\n"
     return {
         "API_TITLE": "makeit3d BFF",
         "API_VERSION": "1.0",
@@ -82,9 +85,7 @@ def _openapi_config(settings: Settings) -> dict:
         "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
         # Links to an operation can be shared; "Try it out" is open at once.
         "OPENAPI_SWAGGER_UI_CONFIG": {"deepLinking": True, "tryItOutEnabled": True},
-        # The spec declares the security actually configured, nothing more.
-        "API_SPEC_OPTIONS": {"info": {"description": description},
-                             "security": [{"ApiKey": []}] if settings.bff_api_keys else []},
+        "API_SPEC_OPTIONS": {"info": {"description": description}},
     }
 
 

@@ -19,7 +19,18 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.tasks.store import TransactionContention
 
-from .refusals import InFlight, InvalidInput, Refusal, TaskNotFound, TaskNotReady, Unauthenticated, Unavailable
+from .refusals import (
+    CreditsExhausted,
+    InFlight,
+    InvalidInput,
+    Refusal,
+    ServiceBudgetExhausted,
+    TaskNotFound,
+    TaskNotReady,
+    TokenRefused,
+    Unauthenticated,
+    Unavailable,
+)
 from .schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -57,11 +68,14 @@ class BffApi(Api):
 
 _REFUSAL_STATUSES: dict[type[Refusal], int] = {
     Unauthenticated: 401,
+    TokenRefused: 401,
     TaskNotFound: 404,
     TaskNotReady: 409,
     InFlight: 409,
     InvalidInput: 422,
+    CreditsExhausted: 429,
     Unavailable: 503,
+    ServiceBudgetExhausted: 503,
 }
 
 
@@ -77,9 +91,12 @@ def register_error_handlers(app) -> None:
     app.register_error_handler(Refusal, _refused)
 
 
-def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None):
+def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None,
+                   reason: str | None = None):
     """The one error shape, for answers made outside flask-smorest's own handler."""
     body: dict = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
+    if reason:
+        body["reason"] = reason
     if errors:
         body["errors"] = errors
     response = jsonify(body)
@@ -89,9 +106,12 @@ def error_response(status: int, message: str, *, errors: dict | None = None, hea
 
 
 def _refused(refusal: Refusal):
-    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else None
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else {}
+    if isinstance(refusal, TokenRefused):
+        # RFC 6750 section 3; the reasons are fixed phrases (bff.identity.errors), never token text.
+        headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
     return error_response(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
-                          headers=headers)
+                          headers=headers, reason=refusal.reason)
 
 
 def _redis_unavailable(error: Exception):

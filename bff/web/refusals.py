@@ -12,6 +12,7 @@ class Refusal(Exception):
 
     retry_after: int | None = None
     field_errors: dict | None = None
+    reason: str | None = None  # a stable word for the app, in the body's ``reason``
 
     def __init__(self, message: str, *, retry_after: int | None = None, field_errors: dict | None = None):
         super().__init__(message)
@@ -22,6 +23,14 @@ class Refusal(Exception):
 
 class Unauthenticated(Refusal):
     """No acceptable credentials."""
+
+
+class TokenRefused(Unauthenticated):
+    """The user's sign-in token is missing or failed a check; ``reason`` names which."""
+
+    def __init__(self, message: str, *, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 class TaskNotFound(Refusal):
@@ -42,3 +51,15 @@ class InFlight(Refusal):
 
 class Unavailable(Refusal):
     """Something the answer needs cannot be had right now; retry after ``retry_after``."""
+
+
+class CreditsExhausted(Refusal):
+    """The user's credits for today are used up; ``retry_after``: until the UTC day resets."""
+
+    reason = "credits_exhausted"
+
+
+class ServiceBudgetExhausted(Refusal):
+    """The whole service's credits for today are used up; ``retry_after``: until the day resets."""
+
+    reason = "service_budget_exhausted"

@@ -47,10 +47,10 @@ def test_a_conversion_recorded_meanwhile_is_found_rather_than_made_twice(redis_c
     store, competitor = store_for(redis_client), a_conversion(model)
     create_args = store_module.TaskStore._create_args
 
-    def overtaken_once(self, task, upload, remember):
+    def overtaken_once(self, task, *args):
         if task.id != competitor.id and not store_for(redis_client).conversions(model.id):
             store_for(redis_client).create_conversion(competitor)  # lands between the read and the write
-        return create_args(self, task, upload, remember)
+        return create_args(self, task, *args)
 
     monkeypatch.setattr(store_module.TaskStore, "_create_args", overtaken_once)
     mine = a_conversion(model)

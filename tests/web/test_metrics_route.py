@@ -118,7 +118,7 @@ def test_a_scrape_with_redis_down_is_a_503(settings, make_app):
 
 def test_the_embedded_sandbox_store_serves_metrics_too(make_app):
     sandbox = Settings.from_env({"BFF_SANDBOX": "true", "BFF_SANDBOX_PORT": str(free_port()),
-                                 "BFF_METRICS_TOKEN": TOKEN})
+                                 "BFF_METRICS_TOKEN": TOKEN, "BFF_ALLOW_ANONYMOUS": "true"})
     app = make_app(sandbox)
     app.extensions["bff"].redis.flushall()  # the embedded store lives as long as this test process
     client = app.test_client()

@@ -45,7 +45,7 @@ def _accepted(service: Service, kind: Kind, args: dict, upload: Upload | None = 
     retry with the same Idempotency-Key; 200 with an earlier task that already answers it
     (a conversion the model already has)."""
     caller = Caller(client=g.client, request_id=g.request_id, endpoint=request.endpoint or "",
-                    idempotency_key=request.headers.get(idempotency.HEADER))
+                    idempotency_key=request.headers.get(idempotency.HEADER), claims=g.claims)
     accepted = accept(services(), caller, service=service, kind=kind, args=args, status_url=status_url,
                       unsettled=unsettled_creates(), upload=upload)
     headers = {"Location": accepted.location}
