@@ -23,7 +23,7 @@ import boto3  # noqa: E402
 import requests  # noqa: E402
 from flask import Flask, Response  # noqa: E402
 
-from bff.storage import ObjectStore  # noqa: E402
+from bff.results.object_store import ObjectStore  # noqa: E402
 from sandbox.server import serve_in_thread  # noqa: E402
 from tests.redis_server import free_port  # noqa: E402
 
@@ -85,7 +85,7 @@ def main(sizes_mb: list[int]) -> None:
             seconds = time.monotonic() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            assert stored == size
+            assert stored.size == size
             print(f"{size_mb:>5} MB {peak / MB:>9.1f} MB {seconds:>8.1f}")
     finally:
         source.shutdown()

@@ -16,6 +16,9 @@ import redis
 
 from tests.redis_server import PrivateRedis
 
+# Fixtures for a local S3 (local_s3, aws_env, bucket); moto loads only when one is used.
+pytest_plugins = ("tests.local_s3",)
+
 TRIPO_BASE_URL = "https://tripo.test/v3"
 TRIPO_KEY = "tsk_test_key_0123456789"
 OPENAI_KEY = "sk-test-key-0123456789"

@@ -16,14 +16,13 @@ import pytest
 import requests
 from flask import Flask, Response, abort, request
 
-from bff import storage
-from bff.storage import (ObjectStore, SourceUnavailable, StorageUnavailable, StoredFileRejected,
-                         parse_storage_url)
+from bff.results import object_store
+from bff.results.locations import parse_storage_url
+from bff.results.object_store import ObjectStore, SourceUnavailable, StorageUnavailable, StoredFileRejected
 from sandbox import assets
 from sandbox.server import serve_in_thread
 from sandbox.tripo import create_tripo_app
 from tests.redis_server import free_port
-from tests.storage_server import aws_env, bucket, local_s3  # noqa: F401  (fixtures)
 
 MB = 1024 * 1024
 TRIPO_KEY = "tsk_storage_test"
@@ -142,6 +141,14 @@ def unreachable_store(endpoint_url: str, **options) -> ObjectStore:
     return ObjectStore("s3://results", endpoint_url=endpoint_url, **settings)
 
 
+def refusal(store: ObjectStore, url: str, *, expected: str | tuple[str, ...], max_bytes: int) -> StoredFileRejected:
+    """How ``put_from_url`` refuses the file at ``url``."""
+    with pytest.raises(StoredFileRejected) as refused:
+        store.put_from_url(store.new_key("task-1", "model"), url, expected=expected, max_bytes=max_bytes,
+                           timeout_seconds=30)
+    return refused.value
+
+
 def assert_nothing_left(local_s3, bucket: str) -> None:
     assert local_s3.keys(bucket) == []
     assert local_s3.uploads_in_progress(bucket) == []
@@ -182,20 +189,38 @@ def test_keys_are_unique_and_cannot_be_derived_from_the_task_id(local_s3, aws_en
 # --- put, sign, delete ------------------------------------------------------------------------
 
 
-def test_stored_bytes_come_back_through_a_signed_link_with_name_and_type(store, local_s3, bucket):
+def test_stored_bytes_come_back_through_a_signed_link_and_from_get_bytes(store, local_s3, bucket):
     key = store.new_key("task-1", "model.glb")
     data = assets.plain_glb()
     store.put_bytes(key, data, "model/gltf-binary")
-    link = store.signed_url(key, filename="modèle chaise.glb", content_type="model/gltf-binary")
 
-    download = requests.get(link, timeout=5)  # a plain client, as the app's would be
+    download = requests.get(store.signed_url(key), timeout=5)  # a plain client, as the app's would be
     assert download.status_code == 200
     assert download.content == data
     assert download.headers["Content-Type"] == "model/gltf-binary"
-    disposition = download.headers["Content-Disposition"]
-    assert disposition.startswith('attachment; filename="mod_le_chaise.glb"')
-    assert "filename*=UTF-8''mod%C3%A8le%20chaise.glb" in disposition
+    assert store.get_bytes(key) == data
+    assert store.get_bytes(store.new_key("task-1", "never-stored.glb")) is None
     assert local_s3.keys(bucket) == [key]
+
+
+def test_a_quick_put_stores_the_bytes_too(store, local_s3, bucket):
+    key = store.new_key("task-1", "image-0.png", folder="uploads")
+    store.put_bytes(key, assets.preview_png(), "image/png", quick=True)
+    assert key.startswith("bff/uploads/task-1/")
+    assert local_s3.get(bucket, key)["Body"].read() == assets.preview_png()
+
+
+def test_a_signed_link_is_refused_once_it_has_expired(store, local_s3, bucket):
+    key = store.new_key("task-1", "preview.png")
+    store.put_bytes(key, assets.preview_png(), "image/png")
+    link = store.signed_url(key)
+    local_s3.advance_clock(store.link_seconds + 1)
+    try:
+        expired = requests.get(link, timeout=5)
+    finally:
+        local_s3.advance_clock(-store.link_seconds - 1)
+    assert expired.status_code == 403 and b"Request has expired" in expired.content
+    assert requests.get(link, timeout=5).status_code == 200  # within its lifetime, the same link works
 
 
 def test_links_are_signed_without_a_request_and_live_link_seconds(aws_env):
@@ -212,12 +237,13 @@ def test_links_are_signed_without_a_request_and_live_link_seconds(aws_env):
     assert query["X-Amz-Credential"][0].split("/")[2] == "auto"
 
 
-def test_delete_removes_the_object_and_can_be_repeated(store, local_s3, bucket):
+def test_discard_removes_the_object_and_never_raises(store, local_s3, bucket, aws_env):
     key = store.new_key("task-1", "preview.png")
     store.put_bytes(key, assets.preview_png(), "image/png")
-    store.delete(key)
+    store.discard(key)
     assert local_s3.keys(bucket) == []
-    store.delete(key)  # already gone: still fine
+    store.discard(key)  # already gone: still fine
+    unreachable_store(f"http://127.0.0.1:{free_port()}").discard(key)  # no storage: still no error
 
 
 def test_ping_answers_for_a_bucket_and_refuses_a_missing_one(store, local_s3, aws_env):
@@ -234,15 +260,16 @@ def test_tripo_outputs_are_copied_with_their_content_types(store, tripo, local_s
     outputs = tripo_outputs(tripo)
     model_key, preview_key = store.new_key("task-1", "model.glb"), store.new_key("task-1", "preview.png")
 
-    model_size = store.put_from_url(model_key, outputs["model_url"], expected="glb", max_bytes=10 * MB,
-                                    timeout_seconds=10)
-    store.put_from_url(preview_key, outputs["rendered_image_url"], expected="png", max_bytes=10 * MB,
-                       timeout_seconds=10)
+    model_stored = store.put_from_url(model_key, outputs["model_url"], expected="glb", max_bytes=10 * MB,
+                                      timeout_seconds=10)
+    preview_stored = store.put_from_url(preview_key, outputs["rendered_image_url"], expected=("jpeg", "webp", "png"),
+                                        max_bytes=10 * MB, timeout_seconds=10)
 
     model = local_s3.get(bucket, model_key)
     assert model["ContentType"] == "model/gltf-binary"
     assert model["Body"].read() == requests.get(outputs["model_url"], timeout=5).content
-    assert model_size == model["ContentLength"]
+    assert model_stored == (model["ContentLength"], "glb")
+    assert preview_stored.kind == "png"
     assert local_s3.get(bucket, preview_key)["ContentType"] == "image/png"
     file_requests = [entry for entry in tripo[1].requests if entry.path.startswith("/files/")]
     assert file_requests and all("Authorization" not in entry.headers for entry in file_requests)
@@ -252,9 +279,9 @@ def test_tripo_outputs_are_copied_with_their_content_types(store, tripo, local_s
 def test_a_large_file_is_streamed_in_parts_intact(store, source, local_s3, bucket, chunked):
     data = fake_glb(20 * MB + 123)
     key = store.new_key("task-1", "model.glb")
-    size = store.put_from_url(key, source.serve("large.glb", data, chunked=chunked), expected="glb",
-                              max_bytes=30 * MB, timeout_seconds=30)
-    assert size == len(data)
+    stored = store.put_from_url(key, source.serve("large.glb", data, chunked=chunked), expected="glb",
+                                max_bytes=30 * MB, timeout_seconds=30)
+    assert stored.size == len(data)
     stored = local_s3.get(bucket, key)
     assert hashlib.sha256(stored["Body"].read()).digest() == hashlib.sha256(data).digest()
     assert len(stored["ETag"].strip('"').split("-")) == 2  # a multipart upload's ETag: "md5-parts"
@@ -269,29 +296,30 @@ def test_a_large_file_is_streamed_in_parts_intact(store, source, local_s3, bucke
 def test_a_file_over_the_cap_is_refused_and_nothing_is_left(store, source, local_s3, bucket, size, max_bytes,
                                                             chunked):
     url = source.serve(f"big-{size}.glb", fake_glb(size), chunked=chunked)
-    with pytest.raises(StoredFileRejected) as refused:
-        store.put_from_url(store.new_key("task-1", "model.glb"), url, expected="glb", max_bytes=max_bytes,
-                           timeout_seconds=30)
-    assert refused.value.reason == storage.TOO_LARGE
+    refused = refusal(store, url, expected="glb", max_bytes=max_bytes)
+    assert refused.reason == object_store.TOO_LARGE
     assert_nothing_left(local_s3, bucket)
 
 
 def test_a_file_of_another_kind_is_refused_before_anything_is_stored(store, source, local_s3, bucket):
     url = source.serve("preview.png", assets.preview_png())
-    with pytest.raises(StoredFileRejected) as refused:
-        store.put_from_url(store.new_key("task-1", "model.glb"), url, expected="glb", max_bytes=MB,
-                           timeout_seconds=10)
-    assert refused.value.reason == storage.WRONG_KIND
+    refused = refusal(store, url, expected="glb", max_bytes=MB)
+    assert refused.reason == object_store.WRONG_KIND
+    assert_nothing_left(local_s3, bucket)
+
+
+def test_of_several_kinds_the_one_a_small_file_starts_like_is_checked_to_its_end(store, source, local_s3, bucket):
+    url = source.serve("cut.png", assets.preview_png()[:-20])  # all of it fits in the first read
+    refused = refusal(store, url, expected=("jpeg", "png"), max_bytes=MB)
+    assert refused.reason == object_store.WRONG_KIND and "complete png" in refused.detail
     assert_nothing_left(local_s3, bucket)
 
 
 def test_a_file_found_bad_at_its_end_is_never_completed(store, source, local_s3, bucket):
     # Its header promises 30 MB; the body stops at 20 MB, after parts were uploaded.
     url = source.serve("cut.glb", fake_glb(20 * MB, declared=30 * MB), chunked=True)
-    with pytest.raises(StoredFileRejected) as refused:
-        store.put_from_url(store.new_key("task-1", "model.glb"), url, expected="glb", max_bytes=40 * MB,
-                           timeout_seconds=30)
-    assert refused.value.reason == storage.WRONG_KIND
+    refused = refusal(store, url, expected="glb", max_bytes=40 * MB)
+    assert refused.reason == object_store.WRONG_KIND
     assert_nothing_left(local_s3, bucket)
 
 
@@ -299,11 +327,9 @@ def test_an_expired_or_missing_source_is_refused(store, source, tripo, local_s3,
     outputs = tripo_outputs(tripo)
     tripo[2].now += 61  # past the stand-in's 60 s link lifetime: it answers 403
     for url in (outputs["model_url"], source.url("/file/never-served.glb")):
-        with pytest.raises(StoredFileRejected) as refused:
-            store.put_from_url(store.new_key("task-1", "model.glb"), url, expected="glb", max_bytes=MB,
-                               timeout_seconds=10)
-        assert refused.value.reason == storage.SOURCE_REFUSED
-        assert "signature" not in str(refused.value)
+        refused = refusal(store, url, expected="glb", max_bytes=MB)
+        assert refused.reason == object_store.SOURCE_REFUSED
+        assert "signature" not in str(refused)
     assert_nothing_left(local_s3, bucket)
 
 
@@ -311,7 +337,7 @@ def test_a_failing_source_may_be_retried(store, source, local_s3, bucket):
     with pytest.raises(SourceUnavailable) as failed:
         store.put_from_url(store.new_key("task-1", "model.glb"), source.url("/status/503"), expected="glb",
                            max_bytes=MB, timeout_seconds=10)
-    assert failed.value.reason == storage.SOURCE_FAILED
+    assert failed.value.reason == object_store.SOURCE_FAILED
     closed = f"http://127.0.0.1:{free_port()}/model.glb?signature=secret-sig"
     with pytest.raises(SourceUnavailable) as failed:
         store.put_from_url(store.new_key("task-1", "model.glb"), closed, expected="glb", max_bytes=MB,
@@ -326,7 +352,7 @@ def test_a_trickling_source_is_cut_at_the_deadline(store, source, local_s3, buck
         store.put_from_url(store.new_key("task-1", "model.glb"), source.url("/trickle"), expected="glb",
                            max_bytes=MB, timeout_seconds=1)
     # Every read returns data in time: only the overall deadline stops it.
-    assert failed.value.reason == storage.SOURCE_TIMEOUT
+    assert failed.value.reason == object_store.SOURCE_TIMEOUT
     assert time.monotonic() - started < 3
     assert_nothing_left(local_s3, bucket)
 

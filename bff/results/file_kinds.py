@@ -22,8 +22,8 @@ from __future__ import annotations
 import codecs
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 HEAD_BYTES = 64 * 1024
 # Large enough for the central directory of a 3MF with a few hundred parts.

@@ -12,8 +12,8 @@ import pytest
 import trimesh
 from PIL import Image
 
-from bff import file_kinds
-from bff.file_kinds import HEAD_BYTES, detect, kind
+from bff.results import file_kinds
+from bff.results.file_kinds import HEAD_BYTES, detect, kind
 from sandbox import assets
 
 

@@ -5,12 +5,10 @@ Workers keep every result here before a task becomes completed (``put_from_url``
 provider's file into the bucket, ``put_bytes`` stores one held in memory); the web role
 answers a download with a 302 to ``signed_url``, which is signed locally (no request).
 
-Credentials come from boto3's default chain (``AWS_ACCESS_KEY_ID`` /
-``AWS_SECRET_ACCESS_KEY`` in the environment, or a role); this module never reads them.
+Credentials are passed in (the settings read ``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY``); without them boto3's default chain applies (e.g. a role).
 
-Keys (``new_key``) are ``{prefix}/results/{task_id}/{random}/{name}``: 192 random bits
-make them impossible to guess from a task id, while the task id lets an operator find or
-delete a task's files by prefix.
+Keys (``new_key``) follow ``bff.results.locations``: impossible to guess from a task id.
 
 Failures are classified in one place (``_classify``) into three exceptions:
 
@@ -35,14 +33,13 @@ is under a key nobody knows and is removed by the bucket's lifecycle rule.
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import threading
 import time
 import urllib.parse
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import boto3
 import boto3.exceptions
@@ -52,10 +49,8 @@ import urllib3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from bff.file_kinds import HEAD_BYTES, TAIL_BYTES, FileKind, kind
-
-# SigV4 presigned URLs live at most 7 days.
-LINK_SECONDS_MAX = 7 * 24 * 3600
+from bff.results.file_kinds import HEAD_BYTES, TAIL_BYTES, FileKind, kind
+from bff.results.locations import LINK_SECONDS_MAX, RESULTS, object_key, parse_storage_url
 
 # Why the file was not stored (StorageError.reason).
 STORAGE_UNAVAILABLE = "storage_unavailable"
@@ -67,10 +62,11 @@ WRONG_KIND = "wrong_kind"
 
 
 class StorageError(Exception):
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, http_status: int | None = None):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.http_status = http_status  # of the bucket's error answer, when it gave one
 
 
 class StorageUnavailable(StorageError):
@@ -85,36 +81,6 @@ class StoredFileRejected(StorageError):
     """A final failure: the file is too large, of the wrong kind, or refused by its source."""
 
 
-# --- configuration -------------------------------------------------------------------
-
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-# One segment of a key: the prefix's parts, a task id, a file name.
-_KEY_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
-_STORAGE_URL_FORM = "s3://BUCKET or s3://BUCKET/PREFIX"
-
-
-def parse_storage_url(url: str) -> tuple[str, str]:
-    """``s3://bucket`` or ``s3://bucket/some/prefix`` -> (bucket, prefix without slashes)."""
-    # The value is never echoed: a mistaken setting could hold a secret.
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "s3" or parts.query or parts.fragment:
-        raise ValueError(f"the storage URL must look like {_STORAGE_URL_FORM}")
-    if not _BUCKET_NAME.fullmatch(parts.netloc):
-        raise ValueError(f"the storage URL must look like {_STORAGE_URL_FORM}: the bucket name is 3-63 "
-                         "lowercase letters, digits, dots and hyphens (no credentials or port)")
-    prefix = parts.path.strip("/")
-    if prefix and not all(_KEY_SEGMENT.fullmatch(segment) for segment in prefix.split("/")):
-        raise ValueError(f"the storage URL must look like {_STORAGE_URL_FORM}: the prefix is made of "
-                         "letters, digits, '.', '_' and '-' separated by '/'")
-    return parts.netloc, prefix
-
-
-def _check_segment(value: str, what: str) -> str:
-    if not _KEY_SEGMENT.fullmatch(value):
-        raise ValueError(f"{what} must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'")
-    return value
-
-
 # Parts of a multipart upload. Memory per upload in flight is about two parts (the part and
 # the chunks it is joined from: 17 MB measured by scripts/storage_memory.py), whatever the
 # file's size. S3 and R2 need parts of at least 5 MiB.
@@ -127,20 +93,29 @@ _SOURCE_READ_BYTES = 1024 * 1024
 
 
 class _Clients(NamedTuple):
-    main: object  # botocore's S3 client; its class is generated at run time
-    probe: object  # one attempt with short timeouts: readiness checks and cleanup
+    main: Any  # botocore's S3 client; its class is generated at run time
+    probe: Any  # one attempt with short timeouts: readiness checks, cleanup, quick puts
+
+
+class Stored(NamedTuple):
+    """What ``put_from_url`` kept: its size in bytes and its kind (a name of bff.results.file_kinds)."""
+
+    size: int
+    kind: str
 
 
 class ObjectStore:
     """One bucket (and key prefix) of an S3-compatible storage. Thread-safe."""
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None,
-                 addressing_style: str | None = None, link_seconds: int = 900, connect_timeout: float = 3,
+                 addressing_style: str | None = None, access_key_id: str | None = None,
+                 secret_access_key: str | None = None, link_seconds: int = 900, connect_timeout: float = 3,
                  read_timeout: float = 30, max_attempts: int = 3) -> None:
         """``endpoint_url``: None for Amazon S3, else e.g. ``https://<account>.r2.cloudflarestorage.com``.
         ``region``: the bucket's region (``auto`` for R2 and Railway); None: boto3's default
         chain (``AWS_DEFAULT_REGION``). ``addressing_style``: None (automatic), ``path``
-        (Supabase, older Railway buckets) or ``virtual``. ``link_seconds``: lifetime of
+        (Supabase, older Railway buckets) or ``virtual``. ``access_key_id`` and
+        ``secret_access_key``: None for boto3's default chain. ``link_seconds``: lifetime of
         signed links. ``max_attempts``: tries of each request in all (botocore retries)."""
         self.bucket, self.prefix = parse_storage_url(url)
         if not 1 <= link_seconds <= LINK_SECONDS_MAX:
@@ -153,6 +128,7 @@ class ObjectStore:
         self._endpoint_url = endpoint_url
         self._region = region
         self._addressing_style = addressing_style
+        self._credentials = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_attempts = max_attempts
@@ -162,60 +138,73 @@ class ObjectStore:
 
     # --- keys and links --------------------------------------------------------------
 
-    def new_key(self, task_id: str, name: str) -> str:
-        """A fresh key for the file ``name`` of a task: ``{prefix}/results/{task_id}/{random}/{name}``."""
-        segments = (self.prefix, "results", _check_segment(task_id, "task_id"), secrets.token_urlsafe(24),
-                    _check_segment(name, "name"))
-        return "/".join(segment for segment in segments if segment)
+    def new_key(self, task_id: str, name: str, folder: str = RESULTS) -> str:
+        """A fresh key for the file ``name`` of a task: ``{prefix}/{folder}/{task_id}/{random}/{name}``."""
+        return object_key(self.prefix, folder, task_id, name)
 
-    def signed_url(self, key: str, *, filename: str | None = None, content_type: str | None = None) -> str:
-        """A link that downloads ``key`` for ``link_seconds``, as an attachment named ``filename``
-        with ``content_type`` when given. Signed locally: no request is made."""
-        params = {"Bucket": self.bucket, "Key": key}
-        if filename:
-            params["ResponseContentDisposition"] = _attachment(filename)
-        if content_type:
-            params["ResponseContentType"] = content_type
+    def signed_url(self, key: str) -> str:
+        """A link that downloads ``key`` for ``link_seconds``. Signed locally: no request is made."""
         with _classified():
-            return self._client().generate_presigned_url("get_object", Params=params, ExpiresIn=self.link_seconds)
+            return self._client().generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                         ExpiresIn=self.link_seconds)
 
     # --- requests to the bucket ------------------------------------------------------
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+    def put_bytes(self, key: str, data: bytes, content_type: str, *, quick: bool = False) -> None:
+        """Store ``data`` at ``key``. ``quick``: one try with short timeouts, for a caller that
+        has somewhere else to keep the bytes meanwhile."""
+        clients = self._clients_now()
         with _classified():
-            self._client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+            (clients.probe if quick else clients.main).put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
-    def delete(self, key: str) -> None:
-        """Delete ``key``; deleting a missing key succeeds."""
-        with _classified():
-            self._client().delete_object(Bucket=self.bucket, Key=key)
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object at ``key``, or None when there is none."""
+        try:
+            with _classified():
+                return self._client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except StorageUnavailable as error:
+            if error.http_status == 404:
+                return None
+            raise
+
+    def discard(self, key: str) -> None:
+        """Delete ``key`` if the bucket answers at once (one quick try, no error): for cleanup
+        that must not hold its caller up. A key left behind is removed by the bucket's
+        lifecycle rule."""
+        try:
+            with _classified():
+                self._clients_now().probe.delete_object(Bucket=self.bucket, Key=key)
+        except StorageUnavailable:
+            pass
 
     def ping(self) -> None:
         """Raise StorageUnavailable unless the bucket answers (HeadBucket, one quick try)."""
         with _classified():
             self._clients_now().probe.head_bucket(Bucket=self.bucket)
 
-    def put_from_url(self, key: str, source_url: str, *, expected: str | FileKind, max_bytes: int,
-                     timeout_seconds: float, content_type: str | None = None) -> int:
-        """Download ``source_url`` (a provider's signed link) into ``key`` and return its size.
+    def put_from_url(self, key: str, source_url: str, *, expected: str | tuple[str, ...], max_bytes: int,
+                     timeout_seconds: float) -> Stored:
+        """Download ``source_url`` (a provider's signed link) into ``key``.
 
         The file is streamed: at most about two upload parts are in memory, and nothing is
-        written to disk. It is checked on the way: over ``max_bytes`` or not of the
-        ``expected`` kind (a kind name of bff.file_kinds, or a FileKind) it is rejected
-        before the upload completes, and ``timeout_seconds`` bounds the whole transfer.
-        ``content_type`` defaults to the kind's. On any failure nothing is left at ``key``.
+        written to disk. It is checked on the way: over ``max_bytes`` or not of an
+        ``expected`` kind (names of bff.results.file_kinds; the first whose start matches is
+        the file's kind, and gives the object's content type) it is rejected before the
+        upload completes, and ``timeout_seconds`` bounds the whole transfer. On any failure
+        nothing is left at ``key``.
         """
-        file_kind = kind(expected) if isinstance(expected, str) else expected
+        kinds = tuple(kind(name) for name in ((expected,) if isinstance(expected, str) else expected))
         deadline = time.monotonic() + timeout_seconds
         try:
             with _classified(), self._open_source(source_url, timeout_seconds) as response:
-                stream = _CheckedStream(response, file_kind, max_bytes, deadline)
-                stream.read_head()  # the kind is checked before the bucket is contacted
+                stream = _CheckedStream(response, kinds, max_bytes, deadline)
+                file_kind = stream.read_head()  # the kind is checked before the bucket is contacted
                 self._client().upload_fileobj(stream, self.bucket, key, Config=_TRANSFER,
-                                              ExtraArgs={"ContentType": content_type or file_kind.content_type})
-                return stream.size
+                                              ExtraArgs={"ContentType": file_kind.content_type})
+                return Stored(stream.size, file_kind.name)
         except StorageError:
-            self._forget(key)
+            self.discard(key)  # see the module's note on retries
             raise
 
     # --- internals -------------------------------------------------------------------
@@ -235,14 +224,6 @@ class ObjectStore:
             raise refusal
         return response
 
-    def _forget(self, key: str) -> None:
-        """Best-effort delete after a failed upload (see the module's note on retries)."""
-        try:
-            with _classified():
-                self._clients_now().probe.delete_object(Bucket=self.bucket, Key=key)
-        except StorageUnavailable:
-            pass  # the key is unknown to anyone; the bucket's lifecycle rule removes it
-
     def _client(self):
         return self._clients_now().main
 
@@ -258,7 +239,8 @@ class ObjectStore:
         return clients
 
     def _build_clients(self) -> _Clients:
-        session = boto3.session.Session()  # its own: boto3's default session is not thread-safe
+        # Its own session: boto3's default one is not thread-safe.
+        session = boto3.session.Session(**self._credentials)
         return _Clients(
             main=session.client("s3", endpoint_url=self._endpoint_url, region_name=self._region,
                                 config=self._config(self._read_timeout, self._max_attempts)),
@@ -267,7 +249,7 @@ class ObjectStore:
         )
 
     def _config(self, read_timeout: float, max_attempts: int) -> Config:
-        options = {}
+        options: dict[str, Any] = {}
         if self._addressing_style:
             options["s3"] = {"addressing_style": self._addressing_style}
         if self._endpoint_url:
@@ -299,12 +281,6 @@ def _forget_clients_in_forked_children(store: ObjectStore) -> None:
     os.register_at_fork(after_in_child=forget)
 
 
-def _attachment(filename: str) -> str:
-    """Content-Disposition for a download, with an ASCII fallback and the UTF-8 name (RFC 6266)."""
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
-
-
 # --- the source stream ------------------------------------------------------------------
 
 
@@ -314,12 +290,13 @@ class _CheckedStream:
     the upload starts) and at the end of the body (before the last part is handed over,
     so the upload is never completed for a bad file: s3transfer aborts it)."""
 
-    def __init__(self, response: requests.Response, file_kind: FileKind, max_bytes: int, deadline: float):
+    def __init__(self, response: requests.Response, kinds: tuple[FileKind, ...], max_bytes: int, deadline: float):
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             raise StoredFileRejected(TOO_LARGE, f"the source declares {declared} bytes, over {max_bytes}")
         self._raw = response.raw
-        self._kind = file_kind
+        self._kinds = kinds
+        self._kind = kinds[0]
         self._max_bytes = max_bytes
         self._deadline = deadline
         self.size = 0
@@ -328,13 +305,20 @@ class _CheckedStream:
         self._unread = b""  # read by read_head, not yet handed to the upload
         self._ended = False
 
-    def read_head(self) -> None:
+    def read_head(self) -> FileKind:
+        """Read the first bytes and return the expected kind they start like."""
         chunks = []
-        while self.size < HEAD_BYTES and (chunk := self._next_chunk(HEAD_BYTES - self.size)):
+        while self.size < HEAD_BYTES and (chunk := self._raw_chunk(HEAD_BYTES - self.size)):
             chunks.append(chunk)
         self._unread = b"".join(chunks)
-        if not self._kind.head(self._head):
-            raise StoredFileRejected(WRONG_KIND, f"the file does not start like a {self._kind.name} file")
+        matching = next((candidate for candidate in self._kinds if candidate.head(self._head)), None)
+        if matching is None:
+            names = " or ".join(candidate.name for candidate in self._kinds)
+            raise StoredFileRejected(WRONG_KIND, f"the file does not start like a {names} file")
+        self._kind = matching
+        if self._ended:
+            self._check_whole()
+        return matching
 
     def read(self, amount: int = -1) -> bytes:
         """Up to ``amount`` bytes (all when negative), fewer only at the end, like a file."""
@@ -350,6 +334,19 @@ class _CheckedStream:
     def _next_chunk(self, amount: int) -> bytes:
         if self._ended:
             return b""
+        chunk = self._raw_chunk(amount)
+        if not chunk:
+            self._check_whole()
+        return chunk
+
+    def _check_whole(self) -> None:
+        if not self._kind.whole(self._head, self._tail, self.size):
+            raise StoredFileRejected(WRONG_KIND, f"the file is not a complete {self._kind.name} file")
+
+    def _raw_chunk(self, amount: int) -> bytes:
+        """The next bytes of the body (b"" at its end, then ``_ended``), counted and capped."""
+        if self._ended:
+            return b""
         if time.monotonic() > self._deadline:
             raise SourceUnavailable(SOURCE_TIMEOUT, "the download took longer than its deadline")
         # read1 returns after one socket read: a slow trickle cannot hold a read past the
@@ -357,8 +354,6 @@ class _CheckedStream:
         chunk = self._raw.read1(amount, decode_content=False)
         if not chunk:
             self._ended = True
-            if not self._kind.whole(self._head, self._tail, self.size):
-                raise StoredFileRejected(WRONG_KIND, f"the file is not a complete {self._kind.name} file")
             return b""
         self.size += len(chunk)
         if self.size > self._max_bytes:
@@ -393,7 +388,7 @@ def _classify(error: Exception) -> StorageError | None:
         details = error.response.get("Error", {})
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return StorageUnavailable(STORAGE_UNAVAILABLE,
-                                  f"{error.operation_name}: {details.get('Code', 'error')} (HTTP {status})")
+                                  f"{error.operation_name}: {details.get('Code', 'error')} (HTTP {status})", status)
     # Checked before urllib3's: some botocore errors (read timeouts) subclass urllib3's too.
     if isinstance(error, (botocore.exceptions.BotoCoreError, boto3.exceptions.Boto3Error)):
         return StorageUnavailable(STORAGE_UNAVAILABLE, f"{type(error).__name__}: {str(error)[:300]}")
