@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bff.identity.app_keys import ClientKeys
+from bff.results.locations import LINK_SECONDS_MAX, parse_storage_url
 
 
 class SettingsError(Exception):
@@ -72,6 +73,35 @@ def _positive_int(value: str) -> int:
 
 def _client_keys(value: str) -> ClientKeys | None:
     return ClientKeys.parse(value) if value.strip() else None
+
+
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _optional_url(value: str) -> str | None:
+    return _url(value) if value.strip() else None
+
+
+def _storage_url(value: str) -> str | None:
+    if not value.strip():
+        return None
+    parse_storage_url(value.strip())
+    return value.strip()
+
+
+def _addressing_style(value: str) -> str | None:
+    style = value.strip().lower()
+    if style not in ("", "path", "virtual"):
+        raise ValueError("must be path or virtual (or unset: automatic)")
+    return style or None
+
+
+def _link_seconds(value: str) -> int:
+    seconds = int(value)
+    if not 1 <= seconds <= LINK_SECONDS_MAX:
+        raise ValueError(f"must be between 1 and {LINK_SECONDS_MAX} seconds (7 days)")
+    return seconds
 
 
 def _log_level(value: str) -> str:
@@ -135,6 +165,15 @@ class Settings:
     bff_tripo_refine_concurrency: int = _setting("5", _positive_int)
     bff_openai_tasks_per_minute: int = _setting("5", _positive_int)
     bff_openai_window_seconds: float = _setting("60", _positive_number)
+    # Results in object storage (bff/results); unset BFF_STORAGE_URL keeps results at the provider and in Redis.
+    bff_storage_url: str | None = _setting("", _storage_url, secret=True)  # hidden: a mistake could hold a key
+    bff_s3_endpoint_url: str | None = _setting("", _optional_url)
+    bff_s3_addressing_style: str | None = _setting("", _addressing_style)
+    aws_access_key_id: str | None = _setting("", _optional_text, secret=True)
+    aws_secret_access_key: str | None = _setting("", _optional_text, secret=True)
+    aws_region: str | None = _setting("", _optional_text)
+    bff_storage_link_seconds: int = _setting("900", _link_seconds)
+    bff_max_model_mb: float = _setting("200", _positive_number)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +203,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.bff_max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_model_bytes(self) -> int:
+        return int(self.bff_max_model_mb * 1024 * 1024)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a response or a log line (the Redis password
