@@ -71,6 +71,28 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
         "The service failed while handling this task.",
         "Try again; report it with the task id if it persists.",
     ),
+    # Results in object storage (bff/results): the provider finished, its files were not kept.
+    "result_storage_failed": (
+        "The model was generated but could not be stored: the file storage stayed unavailable until the deadline.",
+        "Submit again; operator: check the file storage.",
+    ),
+    "images_storage_failed": (
+        "The images were generated (and billed) but could not be stored: the file storage stayed unavailable "
+        "until the deadline.",
+        "Submit again; operator: check the file storage (the provider's request id is given for its support).",
+    ),
+    "result_too_large": (
+        "The generated model is larger than this service keeps.",
+        "Submit again, perhaps with a simpler model; operator: see BFF_MAX_MODEL_MB.",
+    ),
+    "result_invalid": (
+        "The provider's file was damaged or not of the expected type, so it was not kept.",
+        "Submit again; report it with the task id if it persists.",
+    ),
+    "result_unavailable": (
+        "The provider finished the task but refused to hand over its file.",
+        "Submit again.",
+    ),
 }
 
 
@@ -81,9 +103,11 @@ _OPERATOR_CODES = frozenset({
 })
 
 
-def task_error(code: str, detail: str | None = None) -> TaskError:
+def task_error(code: str, detail: str | None = None, *, provider_reference: str | None = None) -> TaskError:
     """A TaskError whose message says what happened and what to do, with the provider's
-    detail when it helps the app."""
+    detail when it helps the app, and the provider's id of the work (a request or task id)
+    when support may need it."""
     what, advice = TASK_ERROR_CODES[code]
     detail_text = f" Provider said: {detail}." if detail and code not in _OPERATOR_CODES else ""
-    return TaskError(code=code, message=f"{what}{detail_text} {advice}")
+    reference_text = f" Provider reference: {provider_reference}." if provider_reference else ""
+    return TaskError(code=code, message=f"{what}{detail_text}{reference_text} {advice}")

@@ -1,4 +1,5 @@
-"""What both roles need to work on tasks (Redis, the task store, the queue), built once per process."""
+"""What both roles need to work on tasks (Redis, the task store, the queue, the bucket when
+object storage is configured), built once per process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from bff.redis_client import build_redis
+from bff.results.object_store import ObjectStore
 from bff.settings import Settings
 from bff.tasks.queue import TaskQueue
 from bff.tasks.store import TaskStore
@@ -19,6 +21,7 @@ class Services:
     redis: redis.Redis
     store: TaskStore
     queue: TaskQueue
+    objects: ObjectStore | None = None  # None: BFF_STORAGE_URL unset, results stay in Redis / at the provider
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -33,4 +36,16 @@ class Services:
             ),
             # This broker only enqueues (the worker role declares its own), so it needs no middleware.
             queue=TaskQueue(RedisBroker(client=client, middleware=[])),
+            objects=_object_store(settings),
         )
+
+
+def _object_store(settings: Settings) -> ObjectStore | None:
+    if settings.bff_storage_url is None:
+        return None
+    # No request here: the clients are built on first use, so a storage outage never stops a start.
+    return ObjectStore(
+        settings.bff_storage_url, endpoint_url=settings.bff_s3_endpoint_url, region=settings.aws_region,
+        addressing_style=settings.bff_s3_addressing_style, access_key_id=settings.aws_access_key_id,
+        secret_access_key=settings.aws_secret_access_key, link_seconds=settings.bff_storage_link_seconds,
+    )

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from bff.tasks.image_formats import CONTENT_TYPES
+from bff.tasks.image_formats import CONTENT_TYPES, EXTENSIONS
 
 MAX_SIDE_PIXELS = 8192
-_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 
 
 class UploadTooLarge(Exception):
@@ -40,7 +39,7 @@ class CheckedImage:
     @property
     def filename(self) -> str:
         # OpenAI reads the type from the part; a neutral name avoids echoing the client's.
-        return f"image.{_EXTENSIONS[self.format]}"
+        return f"image.{EXTENSIONS[self.format]}"
 
 
 def check_image(data: bytes, *, max_bytes: int) -> CheckedImage:
