@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from bff.providers.openai import OpenAIClient
 from bff.providers.tripo import TripoClient
+from bff.results.object_store import ObjectStore
 from bff.settings import Settings
 from bff.tasks.queue import TaskQueue
 from bff.tasks.services import Services
@@ -33,6 +34,10 @@ class WorkerRuntime:
     @property
     def queue(self) -> TaskQueue:
         return self.services.queue
+
+    @property
+    def objects(self) -> ObjectStore | None:
+        return self.services.objects
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerRuntime:

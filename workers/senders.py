@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from bff.providers.openai_requests import openai_edit_request
 from bff.providers.tripo_requests import tripo_create_request
+from bff.results.task_files import load_upload
 from bff.tasks import lifecycle
 from bff.tasks.image_formats import sniff_format
 from bff.tasks.lifecycle import TaskChange
@@ -20,6 +21,7 @@ from bff.tasks.record import IMAGE_FORMAT, IMAGES, PROCESSING, Service, Task
 from bff.tasks.store import TaskStore
 
 from .runtime import WorkerRuntime
+from .storing import keep_paid_images
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +52,19 @@ def send_to_tripo(runtime: WorkerRuntime, claimed: Task) -> TaskChange:
 
 
 def send_to_openai(runtime: WorkerRuntime, claimed: Task) -> TaskChange:
-    """Run the edit; its images come back in the answer, so the task completes here."""
+    """Run the edit; its images come back in the answer, so the task completes here (with
+    object storage, once they are stored)."""
     store = runtime.store
-    upload = store.upload(claimed.id)
+    upload = load_upload(runtime.objects, store, claimed)
     if upload is None:
         raise MissingUpload(claimed.id)
     mark_sending(store, claimed, status=PROCESSING)
     images, request_id = runtime.openai.edit_image(openai_edit_request(claimed, upload, runtime.settings))
-    store.save_images(claimed.id, images)
     log.info("edited", extra={"images": len(images), "provider_request_id": request_id})
     outputs = {IMAGES: len(images), IMAGE_FORMAT: sniff_format(images[0]) or "PNG"}
+    if runtime.objects is not None:
+        return keep_paid_images(runtime, runtime.objects, claimed, images, outputs, request_id)
+    store.save_images(claimed.id, images)
     completed_at = time.time()
     return lambda current: lifecycle.completed_by_provider(
         current, claimed, outputs=outputs, provider_request_id=request_id, now=completed_at)
