@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.task_files import keep_upload
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
 
@@ -54,6 +55,7 @@ def accept(
         params = _params(services, caller, kind, args)
         task = Task.new(service=service, kind=kind, params=params, request_id=caller.request_id,
                         client=caller.client)
+        task, upload = keep_upload(services.objects, task, upload)  # with storage: in the bucket, not Redis
         accepted = Accepted(accepted_body(task, status_url(task)), status_url(task))
         remember = idempotency.answer_to_remember(claim, accepted.body, accepted.location) if claim else None
         services.store.create(task, upload, remember)

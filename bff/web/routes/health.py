@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint, abort
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.object_store import ObjectStore, StorageUnavailable
 from bff.web.errors import RETRY_AFTER_SECONDS
 from bff.web.schemas import HealthResponse, ReadinessResponse
 from bff.web.services import services
@@ -27,9 +28,22 @@ def healthz():
 @blp.response(200, ReadinessResponse)
 @error_responses(blp, 503)
 def readyz():
-    """Readiness: Redis is reachable"""
+    """Readiness: Redis is reachable (and how the result storage is)"""
+    app_services = services()
     try:
-        services().redis.ping()
+        app_services.redis.ping()
     except REDIS_UNAVAILABLE_ERRORS:
         abort(503, message="Not ready: Redis is unreachable.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-    return {"status": "ready", "redis": "ok", "sandbox": services().settings.bff_sandbox}
+    return {"status": "ready", "redis": "ok", "storage": _storage_state(app_services.objects),
+            "sandbox": app_services.settings.bff_sandbox}
+
+
+def _storage_state(objects: ObjectStore | None) -> str:
+    """Reported, not required: with the storage down the service still takes and follows tasks."""
+    if objects is None:
+        return "not configured"
+    try:
+        objects.ping()
+    except StorageUnavailable:
+        return "unreachable"
+    return "ok"
