@@ -47,8 +47,8 @@ def main() -> None:
 
 
 def bench_intake(count: int) -> None:
-    from bff.web import create_app
     from bff.settings import Settings
+    from bff.web import create_app
 
     client = create_app(Settings.from_env()).test_client()
     latencies = []

@@ -13,7 +13,7 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def table_rows() -> dict[str, str]:
-    rows = re.findall(r"^\| `([A-Z_a-z]+)` \| ([^|]*) \|", README, flags=re.MULTILINE)
+    rows = re.findall(r"^\| `([A-Z_a-z0-9]+)` \| ([^|]*) \|", README, flags=re.MULTILINE)
     return {name: cell.strip() for name, cell in rows}
 
 
