@@ -24,16 +24,26 @@ from urllib.parse import urlparse
 
 from bff.settings import Settings, load_settings_or_exit
 
+# gevent workers: every connection is a greenlet, not one of a few threads, so clients that
+# send their request slowly (or stall mid-body) cannot take every slot and starve /healthz
+# and status reads; a process takes up to --worker-connections (WEB_CONNECTIONS) at once.
+# `gevent.monkey` patches the standard library before gunicorn is even imported: patched
+# later (by the worker), ssl would already be loaded unpatched, and HTTPS calls to the
+# providers and to a rediss:// Redis would misbehave.
 # --keep-alive 75: longer than the idle timeouts of clients and platform routers, so an
 # idle keep-alive connection is never closed by gunicorn just as a client reuses it
 # (gunicorn's 2 s default made a mobile client's next POST fail with a reset).
+# --no-control-socket: nothing uses gunicornc, and its socket would be written under $HOME,
+# which a read-only root filesystem does not allow.
 WEB_COMMAND = (
-    "gunicorn wsgi:app --config python:bff.gunicorn_config --bind 0.0.0.0:{port} --worker-class gthread "
-    "--workers {web_processes} --threads {web_threads} --timeout 60 --graceful-timeout 25 --keep-alive 75"
+    "gevent.monkey --module gunicorn wsgi:app --config python:bff.gunicorn_config --bind 0.0.0.0:{port} "
+    "--worker-class gevent --workers {web_processes} --worker-connections {web_connections} "
+    "--timeout 60 --graceful-timeout 25 --keep-alive 75 --no-control-socket"
 )
+# Dramatiq's command line, run through `run_dramatiq` so that its own lines are JSON too.
 WORKER_COMMAND = (
-    "dramatiq workers.actors --processes {worker_processes} --threads {worker_threads} "
-    "--worker-shutdown-timeout 25000"
+    "bff.launcher dramatiq workers.actors --skip-logging --processes {worker_processes} "
+    "--threads {worker_threads} --worker-shutdown-timeout 25000"
 )
 
 
@@ -42,7 +52,7 @@ def command_for(role: str, environ: dict[str, str]) -> list[str]:
     values = {
         "port": environ.get("PORT", "8000"),
         "web_processes": environ.get("WEB_CONCURRENCY", "2"),
-        "web_threads": environ.get("WEB_THREADS", "8"),
+        "web_connections": environ.get("WEB_CONNECTIONS", "1000"),
         "worker_processes": environ.get("WORKER_PROCESSES", "2"),
         "worker_threads": environ.get("WORKER_THREADS", "8"),
     }
@@ -52,6 +62,8 @@ def command_for(role: str, environ: dict[str, str]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     role = argv[0] if argv else "all"
+    if role == "dramatiq":  # internal: the worker role's command (WORKER_COMMAND)
+        return run_dramatiq(argv[1:])
     if role not in ("web", "worker", "all"):
         print("usage: python -m bff.launcher web|worker|all", file=sys.stderr)
         return 2
@@ -80,6 +92,19 @@ def _expects_own_stand_ins(settings: Settings) -> bool:
     return settings.bff_sandbox_port in ports
 
 
+def run_dramatiq(arguments: list[str]) -> int:
+    """Dramatiq's command line in this process, after logging is set up: Dramatiq's main
+    process (its boot line, its signal lines) then logs JSON like everything else."""
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    from .logs import configure_logging
+
+    settings = load_settings_or_exit()
+    configure_logging(settings.bff_log_level, settings.secrets())
+    return dramatiq_main(make_argument_parser().parse_args(arguments))
+
+
 def run_child_processes(settings: Settings) -> int:
     environ = dict(os.environ)
     children = [
@@ -100,12 +125,13 @@ def run_child_processes(settings: Settings) -> int:
         _wait_for_a_child_to_exit()
     except KeyboardInterrupt:
         stopping.set()
+    roles = dict(zip(children, ("web", "worker"), strict=True))
     first_exited = next((child for child in children if child.poll() is not None), None)
     _stop(children)
     if stopping.is_set() or first_exited is None:
         return 0
-    program = first_exited.args[2]  # type: ignore[index]  # [python, -m, program, ...]
-    print(f"{program!s} exited with code {first_exited.returncode}; stopping the rest", file=sys.stderr)
+    print(f"the {roles[first_exited]} role exited with code {first_exited.returncode}; stopping the rest",
+          file=sys.stderr)
     return first_exited.returncode or 1
 
 
@@ -174,7 +200,17 @@ def _print_banner(settings: Settings, environ: dict[str, str]) -> None:
     if settings.embedded_store:
         mode += "; embedded store: tasks are lost when this process stops"
     print(f"\nmakeit3d BFF starting ({mode})\n  API:        {base}\n  Swagger UI: {base}/docs\n"
-          "  Ctrl-C stops everything.\n", flush=True)
+          f"{_sign_in_line(settings)}  Ctrl-C stops everything.\n", flush=True)
+
+
+def _sign_in_line(settings: Settings) -> str:
+    if settings.uses_sandbox_issuer:
+        return (f"  Sign-in:    API calls need a user token from the local issuer at {settings.bff_auth_issuer}:\n"
+                f"              curl -s -X POST {settings.bff_auth_issuer}/token -H 'Content-Type: application/json' "
+                "-d '{\"user\": \"alice\"}'\n")
+    if settings.bff_auth_issuer:
+        return f"  Sign-in:    user tokens from {settings.bff_auth_issuer}\n"
+    return ""
 
 
 if __name__ == "__main__":

@@ -74,10 +74,29 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return self._scrub(json.dumps({k: v for k, v in line.items() if v is not None}, default=str))
+        line = {key: _textual(value) for key, value in line.items() if value is not None}
+        return self._scrub(json.dumps(line, default=str))
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._secrets)
+
+
+# redis-py quotes a failed pipeline's whole command in its error, images included: runs
+# of undecodable or control characters become a marker, and a value is cut at a length
+# no readable message reaches.
+_BINARY_CHAR = r"(?:[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]|\\x[0-9a-f]{2})"
+# Binary characters, and the short readable scraps between them (a PNG's "IHDR", "IDAT").
+_BINARY_RUN = re.compile(rf"{_BINARY_CHAR}(?:.{{0,12}}?{_BINARY_CHAR})+", re.DOTALL)
+MAX_VALUE_CHARS = 4000
+
+
+def _textual(value):
+    if isinstance(value, bytes):
+        return f"[{len(value)} bytes]"
+    if isinstance(value, str):
+        text = _BINARY_RUN.sub(lambda run: "[binary]" if len(run.group()) >= 8 else run.group(), value)
+        return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "...[cut]"
+    return value
 
 
 def _stamp_context(factory):
@@ -103,6 +122,7 @@ def configure_logging(level: str, secrets_to_hide: tuple[str, ...] = ()) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # a Python warning is a log line like any other, not raw text
     for name in ("gunicorn.error", "dramatiq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

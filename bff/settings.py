@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
-from bff.identity.app_keys import ClientKeys
+from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
+from bff.identity.keys import ASYMMETRIC_ALGORITHMS, is_safe_key_url
+from bff.identity.tokens import APP_CHECK_JWKS_URL, MIN_HS256_SECRET_BYTES
 from bff.results.locations import LINK_SECONDS_MAX, parse_storage_url
 
 
@@ -36,8 +38,13 @@ def _url(value: str) -> str:
 
 
 def _redis_url(value: str) -> str:
-    if value.strip() != EMBEDDED_REDIS_URL and urlparse(value.strip()).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    scheme = urlparse(value.strip()).scheme
+    if scheme == "unix":
+        # redis-py opens unix:// but the rate limiter's storage (limits) does not: refused
+        # here rather than failing later inside the web process.
+        raise ValueError("must be a redis:// or rediss:// URL; a unix:// socket is not supported")
+    if value.strip() != EMBEDDED_REDIS_URL and scheme not in ("redis", "rediss"):
+        raise ValueError("must be a redis:// or rediss:// URL")
     return value.strip()
 
 
@@ -73,6 +80,51 @@ def _positive_int(value: str) -> int:
 
 def _client_keys(value: str) -> ClientKeys | None:
     return ClientKeys.parse(value) if value.strip() else None
+
+
+def _bearer_token(value: str) -> str:
+    token = value.strip()
+    if token and len(token) < MIN_KEY_LENGTH:
+        raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
+    return token
+
+
+def _key_url(value: str) -> str:
+    """An issuer or key URL: anyone who can answer it can sign tokens for any user."""
+    if value.strip() and not is_safe_key_url(value.strip()):
+        raise ValueError("must be an https URL (plain http only for a loopback host)")
+    return value.strip()  # not rstrip("/"): an issuer is compared exactly (Auth0's ends with "/")
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(filter(None, (item.strip() for item in value.split(","))))
+
+
+def _algorithms(value: str) -> tuple[str, ...]:
+    names = _names(value)
+    if not names or set(names) - ASYMMETRIC_ALGORITHMS:
+        raise ValueError(f"must list only these public-key algorithms: {', '.join(sorted(ASYMMETRIC_ALGORITHMS))} "
+                         "(HS256 is enabled by BFF_AUTH_HS256_SECRET alone)")
+    return names
+
+
+def _hs256_secret(value: str) -> str:
+    if value and len(value.encode()) < MIN_HS256_SECRET_BYTES:
+        raise ValueError(f"must be at least {MIN_HS256_SECRET_BYTES} bytes")
+    return value
+
+
+def _leeway(value: str) -> float:
+    seconds = float(value)
+    if not 0 <= seconds <= 600:
+        raise ValueError("must be 0..600 seconds")
+    return seconds
+
+
+def _project_number(value: str) -> str:
+    if value.strip() and not value.strip().isdigit():
+        raise ValueError("must be the Firebase project NUMBER (digits), not the project id")
+    return value.strip()
 
 
 def _optional_text(value: str) -> str | None:
@@ -131,6 +183,10 @@ EMBEDDED_REDIS_URL = "embedded://"
 SANDBOX_TRIPO_KEY = "tsk_sandbox"
 SANDBOX_OPENAI_KEY = "sk-sandbox"
 _SANDBOX_ROOT = "http://127.0.0.1:{sandbox_port}"
+# The sandbox's local sign-in issuer (sandbox/identity.py, mounted at /auth) and the
+# audience of the tokens it mints.
+SANDBOX_AUTH_ISSUER = f"{_SANDBOX_ROOT}/auth"
+SANDBOX_AUTH_AUDIENCE = "makeit3d-sandbox"
 
 
 @dataclass(frozen=True)
@@ -165,6 +221,19 @@ class Settings:
     bff_tripo_refine_concurrency: int = _setting("5", _positive_int)
     bff_openai_tasks_per_minute: int = _setting("5", _positive_int)
     bff_openai_window_seconds: float = _setting("60", _positive_number)
+    # Metrics
+    bff_metrics_token: str = _setting("", _bearer_token, secret=True)
+    # End users' sign-in tokens and App Check (bff.identity, bff.web.clients)
+    bff_auth_issuer: str = _setting("", _key_url)
+    bff_auth_audience: str = _setting("", _text)
+    bff_auth_jwks_url: str = _setting("", _key_url)
+    bff_auth_algorithms: tuple[str, ...] = _setting("RS256,ES256", _algorithms)
+    bff_auth_leeway_seconds: float = _setting("60", _leeway)
+    bff_auth_hs256_secret: str = _setting("", _hs256_secret, secret=True)
+    bff_auth_authorized_parties: tuple[str, ...] = _setting("", _names)
+    bff_app_check_project_number: str = _setting("", _project_number)
+    bff_app_check_jwks_url: str = _setting(APP_CHECK_JWKS_URL, _key_url)
+    bff_allow_anonymous: bool = _setting("false", _flag)
     # Results in object storage (bff/results); unset BFF_STORAGE_URL keeps results at the provider and in Redis.
     bff_storage_url: str | None = _setting("", _storage_url, secret=True)  # hidden: a mistake could hold a key
     bff_s3_endpoint_url: str | None = _setting("", _optional_url)
@@ -188,7 +257,14 @@ class Settings:
             raise SettingsError(f"REDIS_URL {EMBEDDED_REDIS_URL} (the in-process store) needs BFF_SANDBOX=true")
         if values["bff_sandbox"]:
             _require_local_providers(values)
+        _settle_identity(values)
         return cls(**values)
+
+    @property
+    def uses_sandbox_issuer(self) -> bool:
+        """Whether users sign in at the sandbox's own local issuer (which mints tokens)."""
+        return self.bff_sandbox and self.bff_auth_issuer == SANDBOX_AUTH_ISSUER.format(
+            sandbox_port=self.bff_sandbox_port)
 
     @property
     def embedded_store(self) -> bool:
@@ -242,6 +318,25 @@ def _require_local_providers(values: dict[str, Any]) -> None:
         host = urlparse(values[name.lower()]).hostname
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise SettingsError(f"{name} must point at a local stand-in in sandbox mode (BFF_SANDBOX=true)")
+
+
+def _settle_identity(values: dict[str, Any]) -> None:
+    """Who may call. Sandbox mode with no identity configured signs users in at its local
+    issuer; outside sandbox mode, no identity at all must be asked for by name."""
+    identity_chosen = values["bff_auth_issuer"] or values["bff_api_keys"] or values["bff_allow_anonymous"]
+    if values["bff_sandbox"] and not identity_chosen:
+        values["bff_auth_issuer"] = SANDBOX_AUTH_ISSUER.format(sandbox_port=values["bff_sandbox_port"])
+        values["bff_auth_audience"] = values["bff_auth_audience"] or SANDBOX_AUTH_AUDIENCE
+    elif not identity_chosen:
+        raise SettingsError("no caller identity is configured: set BFF_AUTH_ISSUER (users' sign-in tokens) "
+                            "and/or BFF_API_KEYS (app keys), or BFF_ALLOW_ANONYMOUS=true to accept callers "
+                            "told apart only by their address (see the README for what that costs)")
+    if values["bff_auth_issuer"] and not values["bff_auth_audience"]:
+        raise SettingsError("BFF_AUTH_AUDIENCE is required with BFF_AUTH_ISSUER")
+    if not values["bff_auth_issuer"]:
+        for name in ("BFF_AUTH_AUDIENCE", "BFF_AUTH_JWKS_URL", "BFF_AUTH_HS256_SECRET", "BFF_AUTH_AUTHORIZED_PARTIES"):
+            if values[name.lower()]:
+                raise SettingsError(f"{name} needs BFF_AUTH_ISSUER: without it no sign-in token is checked")
 
 
 def load_settings_or_exit() -> Settings:

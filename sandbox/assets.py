@@ -2,7 +2,8 @@
 
 The stand-in serves these where real Tripo serves a generated model and its preview
 render: a binary glTF 2.0 cube (textured or plain) and a PNG picture. The bytes are
-deterministic and built once per process.
+deterministic and built once per process. The cube's mesh is also exposed
+(`cube_gltf`, `cube_triangles`) for the converted formats in sandbox.model_formats.
 """
 
 import functools
@@ -107,7 +108,23 @@ def _cross(a, b):
     return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
 
 
+def cube_triangles() -> tuple[list[tuple[float, float, float]], list[tuple[int, int, int]]]:
+    """The cube as 8 shared corners and 12 triangles indexing them, wound
+    counter-clockwise seen from outside: formats that describe a closed solid (3MF)
+    need the faces to share their corners, which the glTF mesh repeats per face."""
+    positions, _, _, indices = _cube_mesh()
+    corners = list(dict.fromkeys(positions))
+    welded = [corners.index(positions[i]) for i in indices]
+    return corners, [tuple(welded[i:i + 3]) for i in range(0, len(welded), 3)]
+
+
 def _cube_glb(textured: bool) -> bytes:
+    return _pack_glb(*cube_gltf(textured))
+
+
+def cube_gltf(textured: bool) -> tuple[dict, bytes]:
+    """The cube's glTF JSON and its one binary buffer, which the JSON does not locate:
+    the caller either packs it in a GLB or gives the buffer a URI."""
     positions, normals, uvs, indices = _cube_mesh()
     blob = _BufferBuilder()
     index_view = blob.add(struct.pack(f"<{len(indices)}H", *indices), _ELEMENT_ARRAY_BUFFER)
@@ -139,7 +156,7 @@ def _cube_glb(textured: bool) -> bytes:
             "baseColorFactor": [c / 255 for c in _SLATE] + [1.0], "metallicFactor": 0.0}}]
     gltf["bufferViews"] = blob.views
     gltf["buffers"] = [{"byteLength": len(blob.data)}]
-    return _pack_glb(gltf, bytes(blob.data))
+    return gltf, bytes(blob.data)
 
 
 def _accessor(view: int, component_type: int, count: int, kind: str, **extra) -> dict:

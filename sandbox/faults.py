@@ -154,7 +154,7 @@ def _install_fault_hooks(app: Flask, faults: Faults, error_class: type) -> None:
     @app.before_request
     def inject_before_processing():
         if faults.take(DROP_BEFORE, request.path) is not None:
-            return _drop_connection()
+            return drop_connection()
         error = faults.take(FAIL, request.path)
         if error is not None:
             raise error_class(**error)
@@ -166,11 +166,11 @@ def _install_fault_hooks(app: Flask, faults: Faults, error_class: type) -> None:
         if delay is not None:
             faults.wait(delay["seconds"])
         if faults.take(DROP_AFTER, request.path) is not None:
-            _drop_connection()
+            drop_connection()
         return response
 
 
-def _drop_connection() -> Response:
+def drop_connection() -> Response:
     # Shutting the socket down (rather than raising) makes werkzeug's write of the
     # response fail with a broken pipe, which it treats as a dropped connection: the
     # client sees the connection close with no response at all.

@@ -1,7 +1,7 @@
 """Run a WSGI app on a real local port in a background thread.
 
-Tests use it to talk to the stand-ins over real HTTP; the stand-ins alone can be run
-with `python -m sandbox.server --port 8765`.
+Tests use it to talk to the stand-ins over real HTTP; the stand-ins (and the sandbox's
+sign-in issuer) alone can be run with `python -m sandbox.server --port 8765`.
 """
 
 import argparse
@@ -54,7 +54,8 @@ def main(argv=None) -> None:
     """Serve all provider stand-ins in the foreground until interrupted."""
     from sandbox.app import create_sandbox_app
 
-    parser = argparse.ArgumentParser(description="Run the Tripo and OpenAI stand-ins on one port.")
+    parser = argparse.ArgumentParser(
+        description="Run the Tripo and OpenAI stand-ins and the sign-in issuer on one port.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--tripo-api-key", default="tsk_sandbox")
@@ -64,8 +65,9 @@ def main(argv=None) -> None:
     app = create_sandbox_app(tripo_api_key=args.tripo_api_key, openai_api_key=args.openai_api_key,
                              task_seconds=args.task_seconds)
     running = serve_in_thread(app, args.host, args.port)
-    print(f"Tripo stand-in at {running.base_url}/tripo/v3, OpenAI stand-in at {running.base_url}/openai/v1; "
-          "Ctrl-C stops them")
+    print(f"Tripo stand-in at {running.base_url}/tripo/v3, OpenAI stand-in at {running.base_url}/openai/v1, "
+          f"sign-in issuer at {running.base_url}/auth (a token: POST {running.base_url}/auth/token "
+          '{"user": "alice"}); Ctrl-C stops them')
     try:
         running.thread.join()
     except KeyboardInterrupt:

@@ -2,10 +2,11 @@
 
 It speaks Tripo's wire format so the project's real HTTP client can be tested against
 it, and so the app runs with no Tripo key and no internet. Tasks move through
-queued -> running -> success on an injectable clock; outputs are small real GLB and
-PNG files behind signed URLs that expire. A TripoSandbox controller, found at
-`app.extensions["tripo_sandbox"]`, records every request and makes the stand-in
-misbehave on demand (errors, dropped connections, slow answers, failed tasks).
+queued -> running -> success on an injectable clock; outputs are small real model files
+(GLB, or the format a convert task asks for) and PNG previews behind signed URLs that
+expire. A TripoSandbox controller, found at `app.extensions["tripo_sandbox"]`, records
+every request and makes the stand-in misbehave on demand (errors, dropped connections,
+slow answers, failed tasks).
 """
 
 import dataclasses
@@ -23,7 +24,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from sandbox import assets
+from sandbox import assets, model_formats
 from sandbox.faults import Controls, install_hooks
 
 GENERATION_MODELS = ("v3.1-20260211", "v3.0-20250812", "v2.5-20250123", "P1-20260311")
@@ -36,14 +37,29 @@ MULTIVIEW_SLOTS = 4  # front, left, back, right
 # How a missing multiview slot is written is uncertain (providers.md); the stand-in
 # accepts only the official Python SDK's JSON null, so a client sending "" or {} fails.
 MISSING_VIEW = None
+# Whether Tripo accepts a lower-case convert format is uncertain (providers.md); the
+# stand-in accepts only the upper case the official SDKs send, so a client sending
+# "usdz" fails.
+CONVERT_FORMATS = tuple(model_formats.BY_FORMAT)  # GLTF, USDZ, FBX, OBJ, STL, 3MF
+TEXTURE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TGA")
+# The convert options and the type each must have (providers.md, "Convert a model").
+CONVERT_OPTION_TYPES = {
+    "face_limit": int, "texture_size": int, "texture_format": str, "quad": bool,
+    "force_symmetry": bool, "flatten_bottom": bool, "flatten_bottom_threshold": float,
+    "scale_factor": float, "pivot_to_center_bottom": bool, "with_animation": bool,
+    "pack_uv": bool, "bake": bool, "export_vertex_colors": bool, "export_orientation": str,
+    "fbx_preset": str, "part_names": list,
+}
 
 CREATE_PATHS = {
     "/generation/text-to-model": "text_to_model",
     "/generation/image-to-model": "image_to_model",
     "/generation/multiview-to-model": "multiview_to_model",
     "/models/texture": "texture_model",
+    "/models/convert": "convert_model",
 }
-CREDITS = {"text_to_model": 20, "image_to_model": 30, "multiview_to_model": 30, "texture_model": 10}
+CREDITS = {"text_to_model": 20, "image_to_model": 30, "multiview_to_model": 30, "texture_model": 10,
+           "convert_model": 10}
 
 QUEUED_FRACTION = 0.1
 TERMINAL_STATUSES = ("success", "failed", "cancelled", "banned", "expired")
@@ -67,10 +83,7 @@ _IMAGE_INPUT = re.compile(rf"(https?://\S+|file_{_UUID}|{_UUID})")
 # Rough emoji ranges: enough to catch a client that forwards emoji from a user's prompt.
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
 
-_FILES = {
-    "model.glb": "model/gltf-binary",
-    "preview.png": "image/png",
-}
+PREVIEW_FILE = "preview.png"
 
 
 class TripoError(Exception):
@@ -148,7 +161,7 @@ class TripoSandbox(Controls):
     # --- observing -------------------------------------------------------------
 
     def creates(self) -> list[RecordedRequest]:
-        """The requests to the four create endpoints."""
+        """The requests to the create endpoints (convert included)."""
         return [r for r in self.requests if r.method == "POST" and _create_type(r.path)]
 
     @property
@@ -361,8 +374,8 @@ def _task_json(task: Task, now: float, signer: _Signer) -> dict:
     if status == "success":
         root = request.root_url.rstrip("/")
         data["output"] = {
-            "model_url": signer.url(root, f"/files/{task.task_id}/model.glb", now),
-            "rendered_image_url": signer.url(root, f"/files/{task.task_id}/preview.png", now),
+            "model_url": signer.url(root, f"/files/{task.task_id}/{_model_file_name(task)}", now),
+            "rendered_image_url": signer.url(root, f"/files/{task.task_id}/{PREVIEW_FILE}", now),
         }
         data["credits_consumed"] = CREDITS[task.type]
     elif status in TERMINAL_STATUSES:
@@ -385,15 +398,20 @@ def _install_create_routes(app: Flask, sandbox: TripoSandbox) -> None:
         "image_to_model": _validate_image,
         "multiview_to_model": _validate_multiview,
         "texture_model": lambda body: _validate_retexture(body, sandbox),
+        "convert_model": lambda body: _validate_convert(body, sandbox),
     }
+
+    def textured(task_type: str, body: dict) -> bool:
+        if task_type == "convert_model":
+            return sandbox.tasks[body["input"]].textured  # a conversion keeps its source's look
+        # Re-texturing always paints; otherwise pbr (default on) forces texture on.
+        return bool(task_type == "texture_model"
+                    or body.get("texture", True) or body.get("pbr", True))
 
     def create(task_type: str):
         body = _json_object()
         validators[task_type](body)
-        # Re-texturing always paints; otherwise pbr (default on) forces texture on.
-        textured = (task_type == "texture_model"
-                    or body.get("texture", True) or body.get("pbr", True))
-        return _ok({"task_id": sandbox.add_task(task_type, body, bool(textured)).task_id})
+        return _ok({"task_id": sandbox.add_task(task_type, body, textured(task_type, body)).task_id})
 
     for suffix, task_type in CREATE_PATHS.items():
         app.add_url_rule(f"/v3{suffix}", f"create_{task_type}", create, methods=["POST"],
@@ -464,13 +482,56 @@ def _validate_multiview(body: dict) -> None:
 def _validate_retexture(body: dict, sandbox: TripoSandbox) -> None:
     _validate_model(body, RETEXTURE_MODELS)
     _validate_texture_options(body)
-    # Unknown and unfinished source tasks both answer 1004 (invalid parameter): the
-    # input is a parameter of this call, and 2001 is kept for reading a task by id.
+    _succeeded_source(body, sandbox)
+
+
+def _succeeded_source(body: dict, sandbox: TripoSandbox) -> Task:
+    """The task named by `input`, which must have succeeded. Unknown and unfinished
+    source tasks both answer 1004 (invalid parameter): the input is a parameter of this
+    call, and 2001 is kept for reading a task by id."""
     source = sandbox.tasks.get(body.get("input")) if isinstance(body.get("input"), str) else None
     if source is None:
         raise _invalid("input must be the task id of a model task of this account.")
     if source.state(sandbox.clock())[0] != "success":
         raise _invalid("input must be a model task that has succeeded.")
+    return source
+
+
+def _validate_convert(body: dict, sandbox: TripoSandbox) -> None:
+    # Keys the stand-in does not know are ignored, as on the other create endpoints;
+    # tests see the exact body a client sent through creates().
+    if "model" in body:
+        raise _invalid("A conversion has no model version: do not send model.")
+    if body.get("format") not in CONVERT_FORMATS:
+        raise _invalid(f"format must be one of {', '.join(CONVERT_FORMATS)}.")
+    _validate_convert_options(body)
+    if _succeeded_source(body, sandbox).type == "convert_model":
+        raise _invalid("input must be a generated or re-textured model, not a conversion.")
+
+
+def _validate_convert_options(body: dict) -> None:
+    for key, kind in CONVERT_OPTION_TYPES.items():
+        if key in body and not _is_a(body[key], kind):
+            raise _invalid(f"{key} must be of type {kind.__name__}.")
+    if body.get("face_limit", 1) <= 0:
+        raise _invalid("face_limit must be a positive integer.")
+    if body.get("texture_format", TEXTURE_FORMATS[0]) not in TEXTURE_FORMATS:
+        raise _invalid(f"texture_format must be one of {', '.join(TEXTURE_FORMATS)}.")
+    if not all(isinstance(name, str) for name in body.get("part_names", [])):
+        raise _invalid("part_names must be a list of strings.")
+
+
+def _is_a(value, kind: type) -> bool:
+    # JSON has one number type: 2 is a valid float. A bool is never a number here,
+    # although Python's bool is an int.
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+
+
+def _output_format(body: dict) -> str:
+    """The format a conversion produces: `quad` forces FBX whatever was asked."""
+    return "FBX" if body.get("quad") else body["format"]
 
 
 # --- output files -------------------------------------------------------------
@@ -483,12 +544,19 @@ def _install_file_route(app: Flask, sandbox: TripoSandbox, signer: _Signer) -> N
         if denied is not None:
             return denied
         task = sandbox.tasks.get(task_id)
-        if task is None or name not in _FILES:
-            return _bucket_error(404, "NoSuchKey", "The specified key does not exist.")
-        return Response(_file_bytes(task, name), mimetype=_FILES[name])
+        if task is not None and name == PREVIEW_FILE:
+            return Response(assets.preview_png(), mimetype="image/png")
+        if task is not None and name == _model_file_name(task):
+            model = _model_file(task)
+            return Response(model.build(task.textured), mimetype=model.content_type)
+        return _bucket_error(404, "NoSuchKey", "The specified key does not exist.")
 
 
-def _file_bytes(task: Task, name: str) -> bytes:
-    if name == "preview.png":
-        return assets.preview_png()
-    return assets.textured_glb() if task.textured else assets.plain_glb()
+def _model_file(task: Task) -> model_formats.ModelFile:
+    if task.type == "convert_model":
+        return model_formats.BY_FORMAT[_output_format(task.body)]
+    return model_formats.GLB
+
+
+def _model_file_name(task: Task) -> str:
+    return f"model.{_model_file(task).extension}"

@@ -16,14 +16,14 @@ import redis
 
 from tests.redis_server import PrivateRedis
 
-# Fixtures for a local S3 (local_s3, aws_env, bucket); moto loads only when one is used.
-pytest_plugins = ("tests.local_s3",)
-
 TRIPO_BASE_URL = "https://tripo.test/v3"
 TRIPO_KEY = "tsk_test_key_0123456789"
 OPENAI_KEY = "sk-test-key-0123456789"
 
 _redis_server = PrivateRedis()
+# Fixtures for any test module: the sandbox sign-in issuer on loopback (`issuer`), and a
+# local S3 (`local_s3`, `aws_env`, `bucket`; moto loads only when one is used).
+pytest_plugins = ["tests.issuer", "tests.local_s3"]
 
 
 def pytest_configure(config):
@@ -35,7 +35,14 @@ def pytest_configure(config):
         OPENAI_API_KEY=OPENAI_KEY,
         BFF_POLL_INTERVAL_SECONDS="0.2",
         BFF_LOG_LEVEL="INFO",
+        # Tests of sign-in and app keys configure them; the rest run as address-based clients.
+        BFF_ALLOW_ANONYMOUS="true",
     )
+
+
+def redis_port() -> int:
+    """The private Redis server's port (for a proxy in front of it)."""
+    return _redis_server.port
 
 
 def pytest_unconfigure(config):
@@ -72,7 +79,9 @@ def settings(redis_client):
 def app(settings):
     from bff.web import create_app
 
-    return create_app(settings)
+    built = create_app(settings)
+    yield built
+    built.extensions["bff"].metrics.close()  # its metrics flusher must not outlive the test
 
 
 @pytest.fixture

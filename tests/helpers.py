@@ -24,6 +24,18 @@ def new_text_task(redis_client, *, prompt="a fox", style=None, texture=True, cre
     return task
 
 
+def completed_model(redis_client, *, kind: str = Kind.TEXT_TO_MODEL, provider_task_id: str = "tripo-draft-1",
+                    **changes) -> Task:
+    """A model task that Tripo has finished (an untextured draft unless ``changes`` say otherwise)."""
+    model = Task.new(service=Service.TRIPO, kind=kind, params={"prompt": "a cat", "style": None, "texture": False},
+                     request_id="r", client=TEST_CLIENT)
+    completed = {"status": "completed", "progress": 100, "provider_task_id": provider_task_id,
+                 "submission": "submitted", "outputs": {"model": "glb"}}
+    model = model.evolve(**{**completed, **changes})
+    store_for(redis_client).create(model)
+    return model
+
+
 # The worker steps, run in the test's thread with the runtime the test installed (the
 # same one the actors of a running test worker use).
 def submit(task_id: str) -> float | None:

@@ -16,8 +16,8 @@ WEB_STACK = ("flask", "flask_smorest", "flask_limiter", "werkzeug", "swagger_ui_
 @pytest.mark.parametrize("modules", [
     "bff.tasks.record, bff.tasks.store, bff.tasks.lifecycle, bff.tasks.capacity, bff.tasks.error_codes, "
     "bff.tasks.queue, bff.tasks.services, bff.tasks.styles, bff.providers.tripo, bff.providers.openai, "
-    "bff.providers.tripo_requests, bff.providers.openai_requests, bff.providers.tripo_status, "
-    "bff.results.locations, bff.results.object_store, bff.results.file_kinds, bff.results.task_files",
+    "bff.providers.tripo_requests, bff.providers.openai_requests, bff.providers.tripo_status, bff.providers.calls, "
+    "bff.metrics, bff.results.locations, bff.results.object_store, bff.results.file_kinds, bff.results.task_files",
     "workers.actors, workers.polling, workers.reconcile, workers.submission, workers.senders, workers.scheduler, "
     "workers.storing",
 ])

@@ -12,7 +12,7 @@ import time
 import uuid
 
 CREATE_PATHS = ("/generation/text-to-model", "/generation/image-to-model", "/generation/multiview-to-model",
-                "/models/texture")
+                "/models/texture", "/models/convert")
 
 
 class FakeTripo:
@@ -20,6 +20,7 @@ class FakeTripo:
         self.base_url = base_url
         self.api_key = api_key
         self.tasks: dict[str, dict] = {}
+        self.model_files: dict[str, str] = {}  # the file name a finished task's model_url ends with
         self._mocker = mocker
         for path in CREATE_PATHS:
             mocker.post(f"{base_url}{path}", json=self._create)
@@ -40,15 +41,17 @@ class FakeTripo:
     def set_task(self, task_id: str, status: str, progress: int = 0, **fields) -> None:
         self.tasks[task_id].update(status=status, progress=progress, **fields)
 
-    def succeed(self, task_id: str, **output) -> None:
+    def succeed(self, task_id: str, model_file: str = "model.glb", **output) -> None:
+        self.model_files[task_id] = model_file
         self.set_task(task_id, "success", 100, output=output or self.signed_output(task_id),
                       completed_at="2026-11-24T10:05:00Z", credits_consumed=20.0)
 
     def signed_output(self, task_id: str) -> dict:
         expires = int(time.time()) + 300
         stamp = uuid.uuid4().hex[:12]
+        model_file = self.model_files.get(task_id, "model.glb")
         return {
-            "model_url": f"https://tripo-data.test/{task_id}/model.glb?Expires={expires}&Signature={stamp}",
+            "model_url": f"https://tripo-data.test/{task_id}/{model_file}?Expires={expires}&Signature={stamp}",
             "rendered_image_url": f"https://tripo-data.test/{task_id}/preview.png?Expires={expires}&Signature={stamp}",
         }
 

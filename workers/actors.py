@@ -28,7 +28,7 @@ from bff.tasks.queue import (
 )
 
 from . import runtime
-from .broker import broker  # noqa: F401  (sets the broker before the actors bind to it)
+from .broker import broker, settings  # noqa: F401  (sets the broker before the actors bind to it)
 from .polling import cache_output_urls, poll_cycle
 from .storing import STORE_ATTEMPT_SECONDS, store_results
 from .submission import submit
@@ -39,7 +39,13 @@ POLL_LOCK_KEY = "bff:poller:running"
 POLL_LOCK_SECONDS = 120  # longer than any cycle; frees itself if a worker dies mid-cycle
 
 
-@dramatiq.actor(actor_name=SUBMIT_TASK, queue_name=SUBMIT_QUEUE, max_retries=0, priority=10)
+# A submission may keep a paid result for as long as the task's deadline allows (see
+# workers.senders), so Dramatiq's default ten-minute limit is lifted to match.
+_SUBMIT_TIME_LIMIT_MS = int((settings.bff_task_deadline_seconds + 300) * 1000)
+
+
+@dramatiq.actor(actor_name=SUBMIT_TASK, queue_name=SUBMIT_QUEUE, max_retries=0, priority=10,
+                time_limit=_SUBMIT_TIME_LIMIT_MS)
 def submit_task(task_id: str, request_id: str) -> None:
     worker_runtime = runtime.current()
     with task_context(task_id, request_id):

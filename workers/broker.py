@@ -22,6 +22,7 @@ worker_runtime = runtime.WorkerRuntime.build(settings)
 runtime.install(worker_runtime)
 
 broker = RedisBroker(client=worker_runtime.services.redis)
+broker.add_middleware(worker_runtime.heartbeat)
 broker.add_middleware(
     PollScheduler(
         worker_runtime.services.redis,

@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 
 
 def poll_cycle(runtime: WorkerRuntime) -> None:
+    started = time.perf_counter()
     # Refresh first: tasks it sees finish free capacity that reconciliation then hands on.
     refresh_tripo_tasks(runtime)
     reconcile_open_tasks(runtime)
+    runtime.metrics.poll_cycle(time.perf_counter() - started)
 
 
 def refresh_tripo_tasks(runtime: WorkerRuntime) -> None:

@@ -8,6 +8,8 @@ cycle looks at every open task:
 - a claim older than the longest possible provider call, with the call sent, means its
   worker died mid-call: the call may have been billed, so the task fails as
   ``provider_outcome_unknown`` (never re-sent);
+- either is settled as soon as its worker's heartbeat is gone (``workers.heartbeat``),
+  rather than after those timeouts, so a dead worker's slots free within seconds;
 - a task past its deadline fails with ``timeout``, unless its provider call is still in
   flight (then the claim rule above settles it) or it waits for provider capacity
   (capacity always frees up, because tasks in flight are bounded by the deadline); a task
@@ -31,6 +33,8 @@ from bff.tasks.capacity import all_buckets
 from bff.tasks.error_codes import task_error
 from bff.tasks.record import CLAIMED, NOT_SUBMITTED, STORING, Service, Task, TaskError
 
+from .heartbeat import TTL_SECONDS as HEARTBEAT_TTL_SECONDS
+from .heartbeat import live_workers
 from .runtime import WorkerRuntime
 from .storing import PAID_IMAGES_SECONDS, discard_upload
 
@@ -64,20 +68,24 @@ def settle_open_tasks(runtime: WorkerRuntime) -> None:
         batch = ids[start : start + _BATCH]
         tasks = store.get_many(batch)
         store.forget(set(batch) - {task.id for task in tasks})
+        claimants = {task.claimed_by for task in tasks if task.submission == CLAIMED and task.claimed_by}
+        live = live_workers(runtime.services.redis, claimants)
         for task in tasks:
             try:
-                _settle(runtime, task, time.time())
+                _settle(runtime, task, time.time(), worker_gone=bool(task.claimed_by) and task.claimed_by not in live)
             except Exception:
                 # One odd record must not stop the others from moving on.
                 log.exception("could not reconcile a task", extra={"open_task": task.id})
 
 
-def _settle(runtime: WorkerRuntime, task: Task, now: float) -> None:
+def _settle(runtime: WorkerRuntime, task: Task, now: float, *, worker_gone: bool) -> None:
     if task.submission == CLAIMED:
         claim_age = now - (task.claimed_at or 0)
-        if task.sending_at is None and claim_age > UNSENT_CLAIM_SECONDS:
+        # A claimant whose heartbeat stopped is as good as one whose call timed out.
+        abandoned = worker_gone and claim_age > HEARTBEAT_TTL_SECONDS
+        if task.sending_at is None and (abandoned or claim_age > UNSENT_CLAIM_SECONDS):
             _release_unsent_claim(runtime, task, now)
-        elif task.sending_at is not None and claim_age > CLAIM_TIMEOUT_SECONDS[Service(task.service)]:
+        elif task.sending_at is not None and (abandoned or claim_age > CLAIM_TIMEOUT_SECONDS[Service(task.service)]):
             _fail(runtime, task, task_error("provider_outcome_unknown", "the worker stopped during the provider call"))
         return
     overdue = now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS

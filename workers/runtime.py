@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bff.metrics import Metrics
 from bff.providers.openai import OpenAIClient
 from bff.providers.tripo import TripoClient
 from bff.results.object_store import ObjectStore
@@ -16,12 +17,15 @@ from bff.tasks.queue import TaskQueue
 from bff.tasks.services import Services
 from bff.tasks.store import TaskStore
 
+from .heartbeat import Heartbeat
+
 
 @dataclass(frozen=True)
 class WorkerRuntime:
     services: Services
     tripo: TripoClient
     openai: OpenAIClient
+    heartbeat: Heartbeat
 
     @property
     def settings(self) -> Settings:
@@ -36,15 +40,22 @@ class WorkerRuntime:
         return self.services.queue
 
     @property
+    def metrics(self) -> Metrics:
+        return self.services.metrics
+
+    @property
     def objects(self) -> ObjectStore | None:
         return self.services.objects
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerRuntime:
+        services = Services.build(settings)
+        observe = services.metrics.provider_request  # every provider call is counted and timed
         return cls(
-            services=Services.build(settings),
-            tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key),
-            openai=OpenAIClient(settings.openai_api_base_url, settings.openai_api_key),
+            services=services,
+            tripo=TripoClient(settings.tripo_api_base_url, settings.tripo_api_key, observe=observe),
+            openai=OpenAIClient(settings.openai_api_base_url, settings.openai_api_key, observe=observe),
+            heartbeat=Heartbeat(services.redis),
         )
 
 

@@ -9,7 +9,7 @@ recorded first, so every attempt writes the same keys and a lost reply leaves no
   later), streams the model and the preview into the bucket (size cap, timeout, kind
   check) and completes the task.
 - An OpenAI task: its images came in the edit's answer and are paid for. The sending
-  worker stores them at once (``keep_paid_images``); if the storage cannot take them, they
+  worker stores them at once (``put_paid_images``); if the storage cannot take them, they
   wait in Redis under the task, the only file bytes Redis holds with storage configured,
   until the actor stores them.
 
@@ -85,25 +85,17 @@ def keys_for_read(runtime: WorkerRuntime, task_id: str, snapshot: TripoSnapshot)
     return task_files.model_keys(runtime.objects, task_id, snapshot.outputs)
 
 
-def keep_paid_images(runtime: WorkerRuntime, objects: ObjectStore, claimed: Task, images: list[bytes],
-                     outputs: dict, provider_request_id: str | None) -> TaskChange:
-    """Store an edit's images before its task completes; if the storage cannot take them
-    now, keep them in Redis and store them later. Returns the change to record."""
-    keys = task_files.image_keys(objects, claimed.id, outputs)
-    now = time.time()
+def put_paid_images(objects: ObjectStore, task_id: str, images: list[bytes], outputs: dict) -> tuple[dict, bool]:
+    """Put an edit's images into the bucket with one quick try each, within
+    ``PAID_IMAGES_SECONDS``: their keys, and whether the storage took them all."""
+    keys = task_files.image_keys(objects, task_id, outputs)
     try:
         _put_images(objects, keys[IMAGES], images, outputs, quick_within=PAID_IMAGES_SECONDS)
     except StorageError as error:
         log.warning("storage cannot take the paid images now; keeping them in redis until it can",
                     extra={"reason": error.reason, "error": error.detail})
-        runtime.store.save_images(claimed.id, images)
-        delay = backoff_seconds(1)
-        runtime.queue.store_results(claimed.id, claimed.request_id, delay_seconds=delay)
-        return lambda current: lifecycle.storing_after_call(
-            current, claimed, outputs=outputs, provider_request_id=provider_request_id, now=now,
-            object_keys=keys, next_attempt_at=now + delay)
-    return lambda current: lifecycle.completed_by_provider(
-        current, claimed, outputs=outputs, provider_request_id=provider_request_id, now=now, object_keys=keys)
+        return keys, False
+    return keys, True
 
 
 def store_results(runtime: WorkerRuntime, task_id: str) -> None:
@@ -144,7 +136,7 @@ def _attempt(runtime: WorkerRuntime, objects: ObjectStore, task: Task) -> None:
     try:
         outputs = keep(runtime, objects, task)
     except StoredFileRejected as error:
-        failure = task_error(_REJECTION_CODES[error.reason], provider_reference=task.provider_task_id)
+        failure = task_error(_REJECTION_CODES[error.reason])
         _end(runtime, task, lambda current: lifecycle.storing_failed(current, failure), reason=error.detail)
     except _ImagesLost:
         _end(runtime, task, lambda current: lifecycle.storing_failed(current, lifecycle.deadline_error(current)),

@@ -46,7 +46,8 @@ def submit(runtime: WorkerRuntime, task_id: str) -> float | None:
         return None
     bucket = bucket_for(task.service, task.kind, settings)
     claimed = store.claim(task_id, bucket, lambda current, admitted: lifecycle.claim_or_wait(
-        current, admitted=admitted, now=time.time(), deadline_seconds=settings.bff_task_deadline_seconds))
+        current, admitted=admitted, now=time.time(), deadline_seconds=settings.bff_task_deadline_seconds,
+        worker=runtime.heartbeat.worker_id))
     if claimed is None or claimed.submission != CLAIMED:
         # Still waiting (another task took the capacity first): let the next poll cycle
         # dispatch it again rather than after the dispatch mark expires.

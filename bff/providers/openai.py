@@ -1,7 +1,8 @@
 """HTTP client for OpenAI image edits (see shared/providers.md, "OpenAI image edits").
 
 An edit returns its images in the POST response; there is nothing to read back later.
-Every failure leaves here as a classified ``ProviderError``.
+Every failure leaves here as a classified ``ProviderError``, and every call is reported to
+the client's observer (``bff.providers.calls``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 
 import requests
 
+from bff.tasks.record import Service
+
+from .calls import EDIT, CallObserver, observed, unobserved
 from .errors import classify_openai_response, classify_transport_error, parse_retry_after, unreadable_answer
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,9 @@ class OpenAIClient:
         base_url: str,
         api_key: str,
         timeouts: tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+        observe: CallObserver = unobserved,
     ):
+        self._observe = observe
         self._url = f"{base_url.rstrip('/')}/images/edits"
         self._session = requests.Session()
         self._headers = {"Authorization": f"Bearer {api_key}"}
@@ -48,6 +54,10 @@ class OpenAIClient:
 
     def edit_image(self, edit: ImageEdit) -> tuple[list[bytes], str | None]:
         """The edited images, in order, and OpenAI's request id."""
+        with observed(self._observe, Service.OPENAI, EDIT):
+            return self._edit(edit)
+
+    def _edit(self, edit: ImageEdit) -> tuple[list[bytes], str | None]:
         try:
             response = self._session.post(
                 self._url,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from bff.tasks.error_codes import task_error
+from bff.tasks.model_formats import format_of_path
 from bff.tasks.record import COMPLETED, FAILED, MODEL, PENDING, PREVIEW, PROCESSING, TaskError
 
 _FAILURE_CODES = {
@@ -47,7 +48,7 @@ class TripoSnapshot:
         """What the task record keeps of the outputs (never the short-lived URLs)."""
         outputs = {}
         if self.model_url:
-            outputs[MODEL] = model_format(self.model_url)
+            outputs[MODEL] = format_of_path(urlparse(self.model_url).path)
         if self.preview_url:
             outputs[PREVIEW] = "png"
         return outputs
@@ -63,12 +64,6 @@ def snapshot_from_tripo(task: dict) -> TripoSnapshot:
     if status in _FAILURE_CODES:
         return _failed(status, task)
     return TripoSnapshot(PROCESSING, min(progress, 99))
-
-
-def model_format(url: str) -> str:
-    """GLB normally, FBX with quad topology: providers.md says to read it off the URL path."""
-    path = urlparse(url).path.lower()
-    return "fbx" if path.endswith(".fbx") else "glb"
 
 
 def _completed(output) -> TripoSnapshot:

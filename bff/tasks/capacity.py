@@ -4,9 +4,11 @@ limits.
 Each task draws on one bucket:
 - ``tripo:generation`` and ``tripo:refine`` count tasks *in flight* at Tripo (claimed or
   submitted, not yet seen finished), at most ``BFF_TRIPO_CONCURRENCY`` and
-  ``BFF_TRIPO_REFINE_CONCURRENCY``. A slot is held by the task record's own state, so it is
-  freed by whatever ends the task (success, failure, deadline, reconciliation of a dead
-  worker) and cannot leak.
+  ``BFF_TRIPO_REFINE_CONCURRENCY``. The "refine" bucket is Tripo's non-generation bucket:
+  every task that works on an existing model (re-texture, convert), which Tripo counts
+  together; it keeps its name in stored data and settings. A slot is held by the task
+  record's own state, so it is freed by whatever ends the task (success, failure,
+  deadline, reconciliation of a dead worker) and cannot leak.
 - ``openai`` counts edits *started* in a rolling window, at most
   ``BFF_OPENAI_TASKS_PER_MINUTE`` per ``BFF_OPENAI_WINDOW_SECONDS``.
 
@@ -33,6 +35,7 @@ class Bucket:
 TRIPO_GENERATION = "tripo:generation"
 TRIPO_REFINE = "tripo:refine"
 OPENAI_EDITS = str(Service.OPENAI)  # named before the "service:kind" form; kept for stored data
+_NON_GENERATION_KINDS = frozenset({Kind.REFINE_MODEL, Kind.CONVERT_MODEL})
 IN_FLIGHT_BUCKETS = frozenset({TRIPO_GENERATION, TRIPO_REFINE})
 BUCKET_NAMES = (TRIPO_GENERATION, TRIPO_REFINE, OPENAI_EDITS)
 
@@ -42,7 +45,7 @@ def bucket_name(service: str, kind: str) -> str:
         if kind != Kind.IMAGE_TO_IMAGE:
             raise ValueError(f"no capacity bucket for openai {kind}")
         return OPENAI_EDITS
-    return TRIPO_REFINE if kind == Kind.REFINE_MODEL else TRIPO_GENERATION
+    return TRIPO_REFINE if kind in _NON_GENERATION_KINDS else TRIPO_GENERATION
 
 
 def all_buckets(settings: Settings) -> list[Bucket]:

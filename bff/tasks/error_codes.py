@@ -67,6 +67,15 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
         "The provider answered with an unexpected error.",
         "Try again; report it with the task id if it persists.",
     ),
+    "request_not_accepted": (
+        "The request that made this task was answered with an error, so the task was never started.",
+        "Nothing to do: the app was told the request failed and may send it again.",
+    ),
+    "result_not_kept": (
+        "The provider made the result (and billed it), but the service could not store it before the "
+        "task's deadline.",
+        "Submit again; report the provider request id if it persists.",
+    ),
     "internal_error": (
         "The service failed while handling this task.",
         "Try again; report it with the task id if it persists.",
@@ -75,11 +84,6 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
     "result_storage_failed": (
         "The model was generated but could not be stored: the file storage stayed unavailable until the deadline.",
         "Submit again; operator: check the file storage.",
-    ),
-    "images_storage_failed": (
-        "The images were generated (and billed) but could not be stored: the file storage stayed unavailable "
-        "until the deadline.",
-        "Submit again; operator: check the file storage (the provider's request id is given for its support).",
     ),
     "result_too_large": (
         "The generated model is larger than this service keeps.",
@@ -103,11 +107,10 @@ _OPERATOR_CODES = frozenset({
 })
 
 
-def task_error(code: str, detail: str | None = None, *, provider_reference: str | None = None) -> TaskError:
+def task_error(code: str, detail: str | None = None, *, provider_request_id: str | None = None) -> TaskError:
     """A TaskError whose message says what happened and what to do, with the provider's
-    detail when it helps the app, and the provider's id of the work (a request or task id)
-    when support may need it."""
+    detail when it helps the app, and the provider's request id when support needs it."""
     what, advice = TASK_ERROR_CODES[code]
     detail_text = f" Provider said: {detail}." if detail and code not in _OPERATOR_CODES else ""
-    reference_text = f" Provider reference: {provider_reference}." if provider_reference else ""
-    return TaskError(code=code, message=f"{what}{detail_text}{reference_text} {advice}")
+    reference = f" Provider request id: {provider_request_id}." if provider_request_id else ""
+    return TaskError(code=code, message=f"{what}{detail_text}{reference} {advice}")

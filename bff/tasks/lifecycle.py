@@ -27,6 +27,7 @@ Submission states (``Task.submission``) and the transitions between them::
     ``storing`` is processing at 99 for the client, its deadline counts from when it began,
     and past it the task fails with a storage code (``deadline_error``).
 
+    A task whose request was answered with an error is ``withdraw``n before it is claimed.
     From any open state: ``fail`` (deadline, a final provider answer, an outcome that
     cannot be known). A terminal record is final: the store applies no change to it.
 
@@ -69,13 +70,18 @@ def same_attempt(current: Task, seen: Task) -> bool:
     return current.submission == seen.submission and current.claimed_at == seen.claimed_at
 
 
-def past_deadline(task: Task, now: float, deadline_seconds: float) -> bool:
+def deadline_at(task: Task, deadline_seconds: float) -> float:
     """The one deadline rule: counted from creation, or from when the task left the
     capacity queue; time spent waiting in that queue does not count."""
-    return task.submission != WAITING and now > (task.deadline_from or task.created_at) + deadline_seconds
+    return (task.deadline_from or task.created_at) + deadline_seconds
 
 
-def claim_or_wait(task: Task, *, admitted: bool, now: float, deadline_seconds: float) -> Task | None:
+def past_deadline(task: Task, now: float, deadline_seconds: float) -> bool:
+    return task.submission != WAITING and now > deadline_at(task, deadline_seconds)
+
+
+def claim_or_wait(task: Task, *, admitted: bool, now: float, deadline_seconds: float,
+                  worker: str | None = None) -> Task | None:
     """What a submit message does: claim the right to send (``admitted``: the capacity
     bucket has room for this task after every older waiting one), queue for capacity, or
     fail a task whose deadline passed before it could be sent (too late to start paying)."""
@@ -87,7 +93,7 @@ def claim_or_wait(task: Task, *, admitted: bool, now: float, deadline_seconds: f
         return task.evolve(submission=WAITING) if task.submission != WAITING else None
     # Time spent queued for capacity does not count against the deadline.
     deadline_from = now if task.submission == WAITING else task.deadline_from
-    return task.evolve(submission=CLAIMED, claimed_at=now, deadline_from=deadline_from)
+    return task.evolve(submission=CLAIMED, claimed_at=now, claimed_by=worker, deadline_from=deadline_from)
 
 
 def mark_sending(current: Task, seen: Task, now: float, *, status: str | None = None) -> Task | None:
@@ -154,12 +160,13 @@ def storing_failed(current: Task, error: TaskError) -> Task | None:
 
 def deadline_error(task: Task) -> TaskError:
     """What a task past its deadline fails with: ``timeout``, or, when its result was made
-    but its files are not all stored, a storage code naming the provider's reference."""
+    but its files are not all stored, a storage code (paid images: the code of a paid result
+    not kept, naming OpenAI's request)."""
     if task.submission != STORING:
         return task_error("timeout")
-    if IMAGES in task.object_keys:  # paid images, kept nowhere else once the task ends
-        return task_error("images_storage_failed", provider_reference=task.provider_request_id)
-    return task_error("result_storage_failed", provider_reference=task.provider_task_id)
+    if IMAGES in task.object_keys:
+        return task_error("result_not_kept", provider_request_id=task.provider_request_id)
+    return task_error("result_storage_failed")
 
 
 def retry_later(current: Task, seen: Task, *, rate_limited: bool, next_attempt_at: float) -> Task | None:
@@ -168,7 +175,7 @@ def retry_later(current: Task, seen: Task, *, rate_limited: bool, next_attempt_a
     if not same_attempt(current, seen):
         return None
     return current.evolve(
-        status=PENDING, progress=0, submission=NOT_SUBMITTED, claimed_at=None, sending_at=None,
+        status=PENDING, progress=0, submission=NOT_SUBMITTED, claimed_at=None, claimed_by=None, sending_at=None,
         submit_faults=current.submit_faults + (0 if rate_limited else 1), submit_tries=current.submit_tries + 1,
         next_attempt_at=next_attempt_at,
     )
@@ -184,7 +191,7 @@ def release_unsent_claim(current: Task, seen: Task, now: float) -> Task | None:
     """The claimant died before its call left: nothing was sent, so the task may be sent again."""
     if not same_attempt(current, seen) or current.sending_at is not None:
         return None
-    return current.evolve(submission=NOT_SUBMITTED, claimed_at=None, next_attempt_at=now)
+    return current.evolve(submission=NOT_SUBMITTED, claimed_at=None, claimed_by=None, next_attempt_at=now)
 
 
 def nudge(current: Task, now: float) -> Task | None:
@@ -195,6 +202,14 @@ def nudge(current: Task, now: float) -> Task | None:
 def provider_lost(current: Task) -> Task | None:
     """The provider no longer knows a task it accepted."""
     return current.failed(task_error("provider_task_lost")) if current.submission == SUBMITTED else None
+
+
+def withdraw(current: Task, seen: Task) -> Task | None:
+    """End a task whose request was answered with an error (its create's outcome was
+    unknown then), before any worker claims it: the client was told it failed."""
+    if current.submission != NOT_SUBMITTED or not same_attempt(current, seen):
+        return None
+    return current.failed(task_error("request_not_accepted"))
 
 
 def settle_from_read(current: Task, snapshot: TripoSnapshot, *, now: float,

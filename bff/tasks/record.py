@@ -29,10 +29,12 @@ class Kind(StrEnum):
     SKETCH_TO_MODEL = "sketch_to_model"
     IMAGE_TO_MODEL = "image_to_model"
     REFINE_MODEL = "refine_model"
+    CONVERT_MODEL = "convert_model"  # the model of another task, as a file of another format
     IMAGE_TO_IMAGE = "image_to_image"
 
 
-# Kinds whose result is a 3D model (and so can be refined).
+# Kinds whose result is a 3D model that Tripo can work on further (refine, convert). A
+# conversion's file is an end product: Tripo converts or re-textures a model task only.
 MODEL_KINDS = frozenset({Kind.TEXT_TO_MODEL, Kind.SKETCH_TO_MODEL, Kind.IMAGE_TO_MODEL, Kind.REFINE_MODEL})
 
 # The four statuses a client ever sees.
@@ -53,7 +55,8 @@ SUBMITTED = "submitted"
 # are being kept in the bucket; the task completes only once they all are (processing, 99).
 STORING = "storing"
 
-# Keys of ``Task.outputs``: a model task keeps {MODEL: "glb"|"fbx", PREVIEW: "png"}; an
+# Keys of ``Task.outputs``: a model task keeps {MODEL: its file format (a name of
+# bff.tasks.model_formats: "glb", "usdz", "stl", "zip"...), PREVIEW: "png"}; an
 # image task {IMAGES: count, IMAGE_FORMAT: "PNG"|"JPEG"|"WEBP"}. Never a provider URL.
 MODEL = "model"
 PREVIEW = "preview"
@@ -89,6 +92,7 @@ class Task:
     progress: int = 0
     submission: str = NOT_SUBMITTED
     claimed_at: float | None = None
+    claimed_by: str | None = None  # the claiming worker process's heartbeat id
     sending_at: float | None = None  # recorded just before the provider call leaves
     next_attempt_at: float | None = None  # when a waiting task is due to be sent (again)
     deadline_from: float | None = None  # when it left the capacity queue; else created_at

@@ -1,5 +1,5 @@
-"""What both roles need to work on tasks (Redis, the task store, the queue, the bucket when
-object storage is configured), built once per process."""
+"""What both roles need to work on tasks (Redis, the task store, the queue, the metrics, the
+bucket when object storage is configured), built once per process."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from bff.metrics import Metrics
 from bff.redis_client import build_redis
 from bff.results.object_store import ObjectStore
 from bff.settings import Settings
-from bff.tasks.queue import TaskQueue
+from bff.tasks.queue import POLL_QUEUE, STORE_QUEUE, SUBMIT_QUEUE, TaskQueue
 from bff.tasks.store import TaskStore
 
 
@@ -21,11 +22,13 @@ class Services:
     redis: redis.Redis
     store: TaskStore
     queue: TaskQueue
+    metrics: Metrics
     objects: ObjectStore | None = None  # None: BFF_STORAGE_URL unset, results stay in Redis / at the provider
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         client = build_redis(settings.redis_url, verify_tls=settings.redis_tls_verify)
+        metrics = Metrics(client, queues=(SUBMIT_QUEUE, POLL_QUEUE, STORE_QUEUE))
         return cls(
             settings=settings,
             redis=client,
@@ -33,9 +36,11 @@ class Services:
                 client,
                 retention_seconds=settings.bff_result_ttl_seconds,
                 open_ttl_seconds=settings.bff_task_deadline_seconds + settings.bff_result_ttl_seconds,
+                metrics=metrics,
             ),
             # This broker only enqueues (the worker role declares its own), so it needs no middleware.
             queue=TaskQueue(RedisBroker(client=client, middleware=[])),
+            metrics=metrics,
             objects=_object_store(settings),
         )
 

@@ -12,6 +12,8 @@ Keys (all under ``bff:``):
   deleted when the task ends.
 - ``task:{id}:images``: the images a task produced (a list), kept as long as the task; with
   object storage, only while storage cannot take them (deleted as the task completes).
+- ``task:{id}:conversions``: a model's conversions (hash: the format and options of a
+  conversion, see ``bff.tasks.conversions``, to the id of the latest such conversion task).
 - ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
   step with their records), or the start times of a rolling-window bucket.
 - ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
@@ -28,12 +30,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
+from . import conversions
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TaskChange
 from .record import CLAIMED, COMPLETED, IMAGES, STORING, SUBMITTED, WAITING, Service, Task, Upload
+
+if TYPE_CHECKING:
+    from bff.metrics import Metrics
 
 _PREFIX = "bff:"
 _OPEN = f"{_PREFIX}tasks:open"
@@ -70,25 +77,117 @@ class Remembered:
     ttl_seconds: int
 
 
+# What a task's record holds once the task is void: see TaskStore.resolve_create.
+_VOID = "void"
+
+# Creates the record unless the key holds anything (a record, or the void mark), then runs
+# the other writes (each given as its length followed by its words). 1: recorded now, or
+# by an earlier run of this same call (the key holds this very record); 0: not recorded.
+_CREATE = """
+local unpack = unpack or table.unpack
+local existing = redis.call('GET', ARGV[1])
+if existing then return existing == ARGV[2] and 1 or 0 end
+redis.call('SET', ARGV[1], ARGV[2], 'EX', ARGV[3])
+local i = 4
+while i <= #ARGV do
+  local length = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + length))
+  i = i + length + 1
+end
+return 1
+"""
+
+# 1 when the record exists; otherwise the key is marked void for as long as a record could live.
+_RESOLVE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing ~= ARGV[2] and 1 or 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
+return 0
+"""
+
+
+class TaskVoided(Exception):
+    """The task was declared void after its create's outcome was unknown: it is not recorded."""
+
+
 class TaskStore:
-    def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float):
+    def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float,
+                 metrics: Metrics | None = None):
         self._redis = client
+        self._create_script = client.register_script(_CREATE)
+        self._resolve_script = client.register_script(_RESOLVE)
+        # Counts tasks created and ended in the very writes that create and end them.
+        self._metrics = metrics
         self._retention_seconds = max(1, int(retention_seconds))
         # A backstop: an open record outlives its deadline only if no worker ever runs.
         self._open_ttl_seconds = max(1, int(open_ttl_seconds))
 
     def create(self, task: Task, upload: Upload | None = None, remember: Remembered | None = None) -> None:
-        """Record a new task in one transaction, with its uploaded input when it has one,
-        and with a value to remember alongside (an idempotency answer): all or nothing."""
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(task_key(task.id), task.to_json(), nx=True, ex=self._open_ttl_seconds)
-            pipe.zadd(_OPEN, {task.id: task.created_at})
-            if upload is not None:
-                pipe.hset(task_key(task.id, "upload"), mapping=upload.as_mapping())  # type: ignore[arg-type]
-                pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
-            if remember is not None:
-                pipe.set(remember.key, remember.value, ex=remember.ttl_seconds)
-            pipe.execute()
+        """Record a new task, with its uploaded input when it has one and a value to
+        remember alongside (an idempotency answer): all or nothing, in one script.
+
+        Running it again (redis-py re-sends a command whose reply was lost) changes
+        nothing. Once the task is void it never writes: see ``resolve_create``."""
+        if not self._create_script(args=self._create_args(task, upload, remember)):
+            raise TaskVoided(task.id)
+
+    def _create_args(self, task: Task, upload: Upload | None, remember: Remembered | None) -> list:
+        record, *others = self.create_commands(task, upload, remember)
+        args = [record[1], record[2], self._open_ttl_seconds]
+        for command in others:
+            args += [len(command), *command]
+        return args
+
+    def create_commands(self, task: Task, upload: Upload | None = None,
+                        remember: Remembered | None = None) -> list[list]:
+        """The writes that record a new task, first the record itself (``SET key value
+        NX EX ttl``), for a caller that must run them inside a script of its own."""
+        commands: list[list] = [
+            ["SET", task_key(task.id), task.to_json(), "NX", "EX", self._open_ttl_seconds],
+            ["ZADD", _OPEN, task.created_at, task.id],
+        ]
+        if upload is not None:
+            commands.append(["HSET", task_key(task.id, "upload"), *_flat(upload.as_mapping())])
+            commands.append(["EXPIRE", task_key(task.id, "upload"), self._open_ttl_seconds])
+        if remember is not None:
+            commands.append(["SET", remember.key, remember.value, "EX", remember.ttl_seconds])
+        if self._metrics is not None:
+            commands += self._metrics.task_created_commands(task)
+        return commands
+
+    def resolve_create(self, task: Task) -> bool:
+        """Settle a create whose outcome is unknown (its reply was lost): True when the
+        task was recorded; False when it was not, and now never will be (the record's
+        key holds a void mark, so a create that reaches Redis later writes nothing)."""
+        return bool(self._resolve_script(keys=[task_key(task.id)], args=[self._open_ttl_seconds, _VOID]))
+
+    def create_conversion(self, task: Task, remember: Remembered | None = None) -> Task | None:
+        """Record a conversion task and index it under its model, in one transaction; or,
+        when the model already has a conversion of the same format and options that has
+        not failed, record nothing and return that one (so two taps make one conversion)."""
+        index = task_key(task.params[conversions.SOURCE], "conversions")
+        fingerprint = conversions.fingerprint(task.params)
+
+        def body(pipe) -> Task | None:
+            earlier_id = pipe.hget(index, fingerprint)
+            earlier = _parsed(pipe.get(task_key(earlier_id.decode()))) if earlier_id else None
+            if earlier is not None and conversions.reusable(earlier):
+                return earlier
+            pipe.multi()
+            self._create_script(args=self._create_args(task, None, remember), client=pipe)
+            pipe.hset(index, fingerprint, task.id)
+            pipe.expire(index, self._open_ttl_seconds)  # outlives every conversion it names
+            recorded, *_ = pipe.execute()
+            if not recorded:
+                raise TaskVoided(task.id)
+            return None
+
+        return self._optimistic((index,), body)
+
+    def conversions(self, model_task_id: str) -> list[Task]:
+        """The latest conversion of each format and options of a model, oldest first."""
+        ids = _decoded(self._redis.hvals(task_key(model_task_id, "conversions")))
+        return sorted(self.get_many(ids), key=lambda task: task.created_at)
 
     def upload(self, task_id: str) -> Upload | None:
         fields = self._redis.hgetall(task_key(task_id, "upload"))
@@ -109,15 +208,14 @@ class TaskStore:
         return self._redis.lrange(task_key(task_id, "images"), 0, -1)  # type: ignore[return-value]
 
     def get(self, task_id: str) -> Task | None:
-        raw = self._redis.get(task_key(task_id))
-        return Task.from_json(raw) if raw else None
+        return _parsed(self._redis.get(task_key(task_id)))
 
     def get_many(self, task_ids: list[str]) -> list[Task]:
         """The tasks that still exist among ``task_ids``, in order, in one round trip."""
         if not task_ids:
             return []
         raws = self._redis.mget([task_key(task_id) for task_id in task_ids])
-        return [Task.from_json(raw) for raw in raws if raw]
+        return [task for task in map(_parsed, raws) if task is not None]
 
     def update(self, task_id: str, change: TaskChange) -> Task | None:
         """Apply ``change`` to an open task atomically.
@@ -163,20 +261,28 @@ class TaskStore:
     def _transaction(self, keys: tuple[str, ...], body) -> Task | None:
         """Optimistic transaction on an open task (``keys[0]``) and the other ``keys``:
         ``body(pipe, task)`` reads, then queues its writes after ``pipe.multi()`` and
-        returns the new record (or None to write nothing). Runs again, after a short
-        random pause, when another writer changed a watched key first."""
+        returns the new record (or None to write nothing)."""
+
+        def on_open_task(pipe) -> Task | None:
+            current = _parsed(pipe.get(keys[0]))
+            if current is None or current.is_terminal:
+                return None
+            updated = body(pipe, current)
+            if updated is not None:
+                pipe.execute()
+            return updated
+
+        return self._optimistic(keys, on_open_task)
+
+    def _optimistic(self, keys: tuple[str, ...], body: Callable) -> Task | None:
+        """Run ``body(pipe)`` with ``keys`` watched; it reads, then queues its writes after
+        ``pipe.multi()`` and executes them. Runs again, after a short random pause, when
+        another writer changed a watched key first."""
         for attempt in range(_TRANSACTION_ATTEMPTS):
             with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(*keys)
-                    raw = pipe.get(keys[0])
-                    current = Task.from_json(raw) if raw else None
-                    if current is None or current.is_terminal:
-                        return None
-                    updated = body(pipe, current)
-                    if updated is not None:
-                        pipe.execute()
-                    return updated
+                    return body(pipe)
                 except redis.WatchError:
                     time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise TransactionContention(f"gave up after {_TRANSACTION_ATTEMPTS} conflicting writes to {keys[0]}")
@@ -207,6 +313,16 @@ class TaskStore:
         if bucket.window_seconds:
             return client.zcount(key, f"({now - bucket.window_seconds}", "+inf")
         return client.zcard(key)
+
+    def capacity_counts(self, buckets: list[Bucket]) -> dict[str, tuple[int, int]]:
+        """(waiting, in use) of each bucket, in one round trip."""
+        now = time.time()
+        with self._redis.pipeline(transaction=False) as pipe:
+            for bucket in buckets:
+                pipe.zcard(_capacity_key(bucket.name, "waiting"))
+                self._in_use(pipe, bucket, now)
+            counts = pipe.execute()
+        return {bucket.name: (counts[2 * i], counts[2 * i + 1]) for i, bucket in enumerate(buckets)}
 
     def open_task_ids(self) -> list[str]:
         return _decoded(self._redis.zrange(_OPEN, 0, -1))
@@ -252,6 +368,8 @@ class TaskStore:
             pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
         if task.is_terminal:
             pipe.delete(task_key(task.id, "upload"))  # inputs are not kept past their use
+            if self._metrics is not None:
+                self._metrics.task_finished(task, pipe=pipe)
             pipe.zrem(_OPEN, task.id)
             pipe.zrem(_polling_key(task.service), task.id)
         elif task.submission == SUBMITTED:
@@ -277,6 +395,17 @@ class TaskStore:
                 pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
             else:
                 pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
+
+
+def _parsed(raw) -> Task | None:
+    """The task a record's key holds: None for no record, or for a void task."""
+    if not raw or raw in (_VOID, _VOID.encode()):
+        return None
+    return Task.from_json(raw)
+
+
+def _flat(mapping: dict) -> list:
+    return [item for pair in mapping.items() for item in pair]
 
 
 def _decoded(values: list) -> list[str]:

@@ -12,11 +12,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from bff.logs import configure_logging, log_mode, new_request_id, set_request_id
 from bff.settings import Settings
 from bff.tasks.services import Services
-from bff.web.clients import API_KEY_HEADER, identify_client
+from bff.web.clients import Identity, SecurityDocs, identify_client, sign_in_help
 from bff.web.errors import BffApi, register_error_handlers
 from bff.web.rate_limits import init_rate_limits
+from bff.web.unsettled import UnsettledCreates
 
-from .routes import generate, health, styles, tasks
+from .routes import generate, health, metrics, styles, tasks
+from .services import services
 
 API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos into 3D models
 (Tripo) and 2D concept images (OpenAI).
@@ -43,18 +45,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     log_mode(settings)
     app = Flask(__name__)
     app.config.update(_openapi_config(settings), MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
-    app.extensions["bff"] = Services.build(settings)
+    app_services = Services.build(settings)
+    app.extensions["bff"] = app_services
+    app.extensions["bff_unsettled_creates"] = UnsettledCreates(app_services.redis, app_services.store)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
-    api = BffApi(app)
-    # Swagger UI's "Authorize" button sends the key with every tried request.
-    api.spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
+    identity = Identity.from_settings(settings)
+    # Swagger UI's "Authorize" button then sends the credentials each route needs.
+    api = BffApi(app, spec_kwargs={"extra_plugins": [SecurityDocs(identity, sign_in_help(settings))]})
     for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
+    if settings.bff_metrics_token:  # else /metrics does not exist: 404
+        app.register_blueprint(metrics.blp)
     register_error_handlers(app)
     _register_request_hooks(app)
-    app.before_request(lambda: identify_client(settings.bff_api_keys))
+    app.before_request(lambda: identify_client(identity))
     init_rate_limits(app, settings)  # after identify_client: limits are per client
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
     return app
@@ -62,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _openapi_config(settings: Settings) -> dict:
     description = (SANDBOX_NOTICE if settings.bff_sandbox else "") + API_DESCRIPTION
+    if settings.bff_auth_issuer:
+        description += "\n" + sign_in_help(settings) + "\n"
     return {
         "API_TITLE": "makeit3d BFF",
         "API_VERSION": "1.0",
@@ -73,7 +81,7 @@ def _openapi_config(settings: Settings) -> dict:
         "OPENAPI_SWAGGER_UI_URL": _SWAGGER_ASSETS,
         # Links to an operation can be shared; "Try it out" is open at once.
         "OPENAPI_SWAGGER_UI_CONFIG": {"deepLinking": True, "tryItOutEnabled": True},
-        "API_SPEC_OPTIONS": {"info": {"description": description}, "security": [{"ApiKey": []}]},
+        "API_SPEC_OPTIONS": {"info": {"description": description}},
     }
 
 
@@ -91,9 +99,12 @@ def _register_request_hooks(app: Flask) -> None:
     @app.after_request
     def return_request_id(response):
         response.headers["X-Request-ID"] = g.get("request_id") or ""
+        seconds = time.monotonic() - g.get("started", time.monotonic())
         # The path only: query strings are the client's business, not the log's.
         access_log.info("request", extra={
             "method": request.method, "path": request.path, "status": response.status_code,
-            "duration_ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
+            "duration_ms": round(seconds * 1000, 1),
         })
+        # Counted by endpoint name, never by path: paths carry task ids.
+        services().metrics.http_request(request.endpoint, request.method, response.status_code, seconds)
         return response

@@ -15,13 +15,22 @@ from http import HTTPStatus
 
 from flask import jsonify
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.results.object_store import StorageUnavailable
 from bff.tasks.store import TransactionContention
 
-from .refusals import InFlight, InvalidInput, Refusal, TaskNotFound, TaskNotReady, Unauthenticated, Unavailable
+from .refusals import (
+    InFlight,
+    InvalidInput,
+    Refusal,
+    TaskNotFound,
+    TaskNotReady,
+    TokenRefused,
+    Unauthenticated,
+    Unavailable,
+)
 from .schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -49,17 +58,29 @@ class BffApi(Api):
     def handle_http_exception(self, error: HTTPException):
         payload, status, headers = super().handle_http_exception(error)
         payload.setdefault("message", _DEFAULT_MESSAGES.get(status) or error.description)
+        if "errors" in payload:
+            # marshmallow keys a list's errors by index: mixed with names, JSON cannot sort them.
+            payload["errors"] = _with_text_keys(payload["errors"])
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers = {**(headers or {}), "Allow": ", ".join(error.valid_methods)}
         return payload, status, headers
 
 
 _REFUSAL_STATUSES: dict[type[Refusal], int] = {
     Unauthenticated: 401,
+    TokenRefused: 401,
     TaskNotFound: 404,
     TaskNotReady: 409,
     InFlight: 409,
     InvalidInput: 422,
     Unavailable: 503,
 }
+
+
+def _with_text_keys(errors):
+    if isinstance(errors, dict):
+        return {str(key): _with_text_keys(value) for key, value in errors.items()}
+    return errors
 
 
 def register_error_handlers(app) -> None:
@@ -81,7 +102,10 @@ def error_response(status: int, message: str, *, errors: dict | None = None, hea
 
 
 def _refused(refusal: Refusal):
-    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else None
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else {}
+    if isinstance(refusal, TokenRefused):
+        # RFC 6750 section 3; the reasons are fixed phrases (bff.identity.errors), never token text.
+        headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
     return error_response(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
                           headers=headers)
 

@@ -1,28 +1,41 @@
 """Accepting a generation request: the one intake function.
 
-``accept`` validates what the schemas cannot (the refine draft), applies the
-Idempotency-Key, records the task and nudges a worker. The request never calls a
-provider. The record is written before the message is sent, so a worker never receives
-a message for a task that does not exist. Once the record is written the client gets
-its 202, whatever happens to the message: reconciliation sends a task whose message
-never left.
+``accept`` validates what the schemas cannot (the model a refine or a conversion works
+on), applies the Idempotency-Key, records the task and nudges a worker; a conversion
+the model already has (same format and options, not failed) answers instead of a new
+one. The request never calls a provider. The record is written before the message is
+sent, so a worker never receives a message for a task that does not exist. Once the
+record is written the client gets its 202, whatever happens to the message:
+reconciliation sends a task whose message never left.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from bff.providers.tripo_requests import conversion_options
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.results.task_files import keep_upload
+from bff.tasks import conversions
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
+from bff.tasks.store import Remembered
 
 from . import idempotency
 from .refusals import TaskNotFound, TaskNotReady
+from .unsettled import UnsettledCreates
 
 log = logging.getLogger(__name__)
+
+# A request starts another attempt to learn whether its create ran only this soon after
+# the create began: an attempt against a hung Redis takes up to about 1.1 s (two socket
+# timeouts), and the service promises a 503 within 2 s.
+RESOLVE_WITHIN_SECONDS = 0.7
+_RESOLVE_PAUSE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,8 @@ class Caller:
     request_id: str
     endpoint: str
     idempotency_key: str | None
+    # The verified sign-in token's claims (read-only), or None without user sign-in.
+    claims: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,11 +55,12 @@ class Accepted:
     body: dict
     location: str
     replayed: bool = False
+    reused: bool = False  # an earlier task answers: nothing new was made
 
 
 def accept(
     services: Services, caller: Caller, *, service: Service, kind: Kind, args: dict,
-    status_url: Callable[[Task], str], upload: Upload | None = None,
+    status_url: Callable[[Task], str], unsettled: UnsettledCreates, upload: Upload | None = None,
 ) -> Accepted:
     """Accept a task made of the request's ``args``, or replay the answer to an earlier
     request with the same Idempotency-Key."""
@@ -58,16 +74,52 @@ def accept(
         task, upload = keep_upload(services.objects, task, upload)  # with storage: in the bucket, not Redis
         accepted = Accepted(accepted_body(task, status_url(task)), status_url(task))
         remember = idempotency.answer_to_remember(claim, accepted.body, accepted.location) if claim else None
-        services.store.create(task, upload, remember)
     except BaseException:
         if claim:
             idempotency.abandon(services.redis, claim)
         raise
+    earlier = _record(services, task, upload, remember, claim, unsettled)
+    if earlier is not None:
+        # Nothing new to remember: a retry with the key finds the same conversion again.
+        if claim:
+            idempotency.abandon(services.redis, claim)
+        return Accepted(accepted_body(earlier, status_url(earlier)), status_url(earlier), reused=True)
     try:
         services.queue.submit(task.id, task.request_id)
     except REDIS_UNAVAILABLE_ERRORS:
         log.warning("could not enqueue the new task; reconciliation will send it", extra={"new_task": task.id})
     return accepted
+
+
+def _record(services: Services, task: Task, upload: Upload | None, remember: Remembered | None,
+            claim: idempotency.Claim | None, unsettled: UnsettledCreates) -> Task | None:
+    """Record the task (for a conversion the model already has, return that one instead),
+    or raise with the outcome settled: a create whose reply was lost may have run, so it is
+    never taken as failed until Redis says so (the task then is void and can never be
+    recorded); when Redis cannot say in time, the task is settled in the background and
+    never sent, since the client is told the request failed."""
+    started = time.monotonic()
+    try:
+        if task.kind == Kind.CONVERT_MODEL:
+            return services.store.create_conversion(task, remember)
+        services.store.create(task, upload, remember)
+        return None
+    except REDIS_UNAVAILABLE_ERRORS as error:
+        lost = error
+    while time.monotonic() - started < RESOLVE_WITHIN_SECONDS:
+        try:
+            recorded = services.store.resolve_create(task)
+        except REDIS_UNAVAILABLE_ERRORS:
+            time.sleep(_RESOLVE_PAUSE_SECONDS)
+            continue
+        if recorded:
+            log.warning("a create whose reply was lost had run; accepted", extra={"new_task": task.id})
+            return None
+        if claim:
+            idempotency.abandon(services.redis, claim)
+        raise lost
+    unsettled.settle_later(task, claim)
+    raise lost
 
 
 def accepted_body(task: Task, status_url: str) -> dict:
@@ -83,17 +135,31 @@ def owned_task(services: Services, client: str, task_id: str) -> Task | None:
 
 def _params(services: Services, caller: Caller, kind: Kind, args: dict) -> dict:
     if kind == Kind.REFINE_MODEL:
-        return _refine_params(services, caller.client, args["draft_model_task_id"])
+        draft = _workable_model(services, caller.client, args["draft_model_task_id"], "draft", "refined")
+        return {"draft_model_task_id": draft.id, "draft_provider_task_id": draft.provider_task_id}
+    if kind == Kind.CONVERT_MODEL:
+        return _convert_params(services, caller.client, args)
     return args
 
 
-def _refine_params(services: Services, client: str, draft_task_id: str) -> dict:
-    """The parameters of a refine task, or why the draft cannot be refined."""
-    draft = owned_task(services, client, draft_task_id)
-    if draft is None:
-        raise TaskNotFound(f"No task with id {draft_task_id!r}.")
-    if not draft.is_model:
-        raise TaskNotReady("Only a 3D model task can be refined; this task is not one.")
-    if draft.status != COMPLETED or not draft.provider_task_id:
-        raise TaskNotReady(f"The draft is {draft.status}; only a completed model can be refined.")
-    return {"draft_model_task_id": draft.id, "draft_provider_task_id": draft.provider_task_id}
+def _convert_params(services: Services, client: str, args: dict) -> dict:
+    """The conversion's model, and the format and options it runs with (defaults applied)."""
+    model = _workable_model(services, client, args["model_task_id"], "model", "converted")
+    options = conversion_options(args["format"], face_limit=args["face_limit"], texture_size=args["texture_size"])
+    return {conversions.SOURCE: model.id, conversions.SOURCE_PROVIDER_TASK: model.provider_task_id,
+            "format": args["format"], **options}
+
+
+def _workable_model(services: Services, client: str, task_id: str, called: str, done: str) -> Task:
+    """The completed model task that Tripo is asked to work on, or why it cannot be ``done``
+    (refined, converted); ``called`` is what the request calls it."""
+    model = owned_task(services, client, task_id)
+    if model is None:
+        raise TaskNotFound(f"No task with id {task_id!r}.")
+    if model.kind == Kind.CONVERT_MODEL:
+        raise TaskNotReady(f"This task is a conversion; only the model it was made from can be {done}.")
+    if not model.is_model:
+        raise TaskNotReady(f"Only a 3D model task can be {done}; this task is not one.")
+    if model.status != COMPLETED or not model.provider_task_id:
+        raise TaskNotReady(f"The {called} is {model.status}; only a completed model can be {done}.")
+    return model

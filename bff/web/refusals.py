@@ -24,6 +24,14 @@ class Unauthenticated(Refusal):
     """No acceptable credentials."""
 
 
+class TokenRefused(Unauthenticated):
+    """The user's sign-in token is missing or failed a check; ``reason`` names which."""
+
+    def __init__(self, message: str, *, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class TaskNotFound(Refusal):
     """No such task for this client (another client's task is not found either)."""
 

@@ -6,9 +6,17 @@ field name is a 422 rather than a silently ignored option.
 
 from __future__ import annotations
 
+import unicodedata
+
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from bff.providers.tripo_requests import (
+    CONVERT_TARGETS,
+    FACE_LIMIT_RANGE,
+    TEXTURE_SIZE_RANGE,
+    TRIPO_CONVERT_DEFAULTS,
+)
 from bff.tasks.record import Service
 from bff.tasks.styles import STYLE_NAMES, styled_prompt
 
@@ -21,9 +29,32 @@ IMAGE_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 BACKGROUNDS = ("transparent", "opaque", "auto")
 
 
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
+# Characters that show nothing: whitespace, format characters (U+200B, U+202E...), and
+# the unassigned or private-use ones.
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "Co", "Cs"})
+_ORDINARY_WHITESPACE = frozenset("\t\n\r")
+
+
+def _plain_text(value: str) -> None:
+    """Text a person typed: visible characters, no control characters (other than tabs
+    and line breaks) and no lone surrogates, which a provider may choke on or misread."""
+    categories = [unicodedata.category(char) for char in value]
+    if "Cs" in categories:
+        raise ValidationError("Must be valid Unicode text (it contains a lone surrogate).")
+    if any(category == "Cc" and char not in _ORDINARY_WHITESPACE for char, category in zip(value, categories,
+                                                                                            strict=True)):
+        raise ValidationError("Must not contain control characters.")
+    if all(category in _INVISIBLE_CATEGORIES for category in categories):
+        raise ValidationError("Must contain visible characters.")
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false, and nothing else (marshmallow would also take 0, 1, "yes"...)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 def _is_emoji(char: str) -> bool:
@@ -34,7 +65,7 @@ def _is_emoji(char: str) -> bool:
 class TextToModelRequest(Schema):
     prompt = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=TRIPO_PROMPT_LIMIT), _not_blank],
+        validate=[validate.Length(min=1, max=TRIPO_PROMPT_LIMIT), _plain_text],
         metadata={
             "description": "What to model, 1..1024 characters (less with a style, which adds words). No emoji.",
             "example": "a friendly dragon sitting on a treasure chest",
@@ -45,7 +76,7 @@ class TextToModelRequest(Schema):
         validate=validate.OneOf(STYLE_NAMES),
         metadata={"description": "A style name from GET /styles.", "example": "cartoon"},
     )
-    texture = fields.Boolean(
+    texture = JsonBoolean(
         load_default=True,
         metadata={"description": "false for an untextured model: cheaper and faster, good for a draft."},
     )
@@ -85,7 +116,7 @@ VIEW_ORDER = ("front", "left", "back", "right")
 class _ImageInputOptions(Schema):
     prompt = fields.String(
         load_default=None,
-        validate=validate.Length(max=TRIPO_PROMPT_LIMIT),
+        validate=[validate.Length(max=TRIPO_PROMPT_LIMIT), _plain_text],
         metadata={"description": _IMAGE_PROMPT_NOTE},
     )
     style = fields.String(
@@ -93,7 +124,7 @@ class _ImageInputOptions(Schema):
         validate=validate.OneOf(STYLE_NAMES),
         metadata={"description": f"A style name from GET /styles. {_IMAGE_PROMPT_NOTE}"},
     )
-    texture = fields.Boolean(
+    texture = JsonBoolean(
         load_default=True,
         metadata={"description": "false for an untextured model: cheaper and faster, good for a draft."},
     )
@@ -117,6 +148,8 @@ class ImageToModelRequest(_ImageInputOptions):
             f"two to four make a multiview model. {_IMAGE_URL_NOTE}",
             "example": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
                         "https://example.com/right.jpg"],
+            "minItems": 1,
+            "maxItems": 4,
         },
     )
 
@@ -141,6 +174,50 @@ class RefineModelRequest(Schema):
     )
 
 
+def _convert_default(option: str, otherwise: object) -> str:
+    """The defaults of one option, read from the table that applies them."""
+    per_format = [f"{value} for {name}" for name, target in CONVERT_TARGETS.items()
+                  if (value := getattr(target, option)) is not None]
+    return f"Default: {', '.join(per_format)}; else {otherwise}."
+
+
+class ConvertModelRequest(Schema):
+    model_task_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "The task_id of a completed model task (generated or refined; not a conversion).",
+                  "example": "oE3h1pK3Qm0wB0tqXcK9Vd8a"},
+    )
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(tuple(CONVERT_TARGETS)),
+        metadata={"description": "usdz for AR (AR Quick Look), stl or 3mf for 3D printing, obj, fbx or gltf.",
+                  "example": "usdz"},
+    )
+    face_limit = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(*FACE_LIMIT_RANGE),
+        metadata={"description": f"At most this many faces. {_convert_default('face_limit', 'the full geometry')}",
+                  "example": 100000},
+    )
+    texture_size = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(*TEXTURE_SIZE_RANGE),
+        metadata={"description": "Texture width and height in pixels. "
+                  f"{_convert_default('texture_size', TRIPO_CONVERT_DEFAULTS['texture_size'])} Only for formats that "
+                  "carry a texture (not stl, 3mf).", "example": 2048},
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _texture_applies(self, data: dict, **_) -> None:
+        if data["texture_size"] is not None and not CONVERT_TARGETS[data["format"]].textured:
+            textured = ", ".join(name for name, target in CONVERT_TARGETS.items() if target.textured)
+            raise ValidationError(f"{data['format']} carries no texture; texture_size is only for {textured}.",
+                                  field_name="texture_size")
+
+
 class ImageToImageRequest(Schema):
     image = Upload(
         required=True,
@@ -149,7 +226,7 @@ class ImageToImageRequest(Schema):
     )
     prompt = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=OPENAI_PROMPT_LIMIT), _not_blank],
+        validate=[validate.Length(min=1, max=OPENAI_PROMPT_LIMIT), _plain_text],
         metadata={"description": "What the concept images should show, 1..32000 characters.",
                   "example": "a cute robot toy, front view"},
     )
@@ -197,6 +274,18 @@ class TaskErrorSchema(Schema):
     message = fields.String(metadata={"example": "The task did not finish before its deadline."})
 
 
+class ConversionSchema(Schema):
+    task_id = fields.String(metadata={"example": "Qm9x1pK3Qm0wB0tqXcK9Vd8b"})
+    format = fields.String(metadata={"example": "usdz"})
+    face_limit = fields.Integer(allow_none=True, metadata={"description": "null: the full geometry.",
+                                                           "example": 100000})
+    texture_size = fields.Integer(allow_none=True, metadata={"description": "null: no texture (stl, 3mf).",
+                                                             "example": 2048})
+    status = fields.String(metadata={"enum": ["pending", "processing", "completed", "failed"],
+                                     "example": "completed"})
+    status_url = fields.String()
+
+
 class TaskStatusResponse(Schema):
     task_id = fields.String()
     service = fields.String(metadata={"example": "tripo"})
@@ -219,6 +308,16 @@ class TaskStatusResponse(Schema):
                   "a model task's one model)."},
     )
     preview_url = fields.String(allow_none=True, metadata={"description": "When completed: a preview image link."})
+    result_format = fields.String(
+        metadata={"description": "Only on a completed model task: the model file's format, which is also its file "
+                  "extension: glb, gltf, usdz, stl, 3mf, obj, fbx, or zip (a format with side files, packed).",
+                  "example": "usdz"},
+    )
+    conversions = fields.List(
+        fields.Nested(ConversionSchema),
+        metadata={"description": "Only on a completed model task that can be converted: its conversions, oldest "
+                  "first (the latest of each format and options). Reuse one rather than converting again."},
+    )
     queue_position = fields.Integer(
         metadata={"description": "Only while the task waits for provider capacity: 1 means it is sent next.",
                   "example": 3},

@@ -6,6 +6,12 @@ from flask import current_app
 
 from bff.tasks.services import Services
 
+from .unsettled import UnsettledCreates
+
 
 def services() -> Services:
     return current_app.extensions["bff"]
+
+
+def unsettled_creates() -> UnsettledCreates:
+    return current_app.extensions["bff_unsettled_creates"]

@@ -29,7 +29,8 @@ def result_links(task: Task) -> list[str]:
     return []
 
 
-def status_body(task: Task, images_b64: list[str] | None = None, queue_position: int | None = None) -> dict:
+def status_body(task: Task, images_b64: list[str] | None = None, queue_position: int | None = None,
+                conversions: list[Task] | None = None) -> dict:
     links = result_links(task)
     has_preview = task.status == COMPLETED and PREVIEW in task.outputs
     body = {
@@ -48,4 +49,15 @@ def status_body(task: Task, images_b64: list[str] | None = None, queue_position:
         body["b64_json"] = images_b64
     if queue_position is not None:
         body["queue_position"] = queue_position
+    if links and MODEL in task.outputs:
+        body["result_format"] = task.outputs[MODEL]
+    if conversions is not None:
+        body["conversions"] = [_conversion(conversion) for conversion in conversions]
     return body
+
+
+def _conversion(conversion: Task) -> dict:
+    params = conversion.params
+    return {"task_id": conversion.id, "format": params["format"], "face_limit": params["face_limit"],
+            "texture_size": params["texture_size"], "status": conversion.status,
+            "status_url": status_url(conversion)}

@@ -38,7 +38,9 @@ def kill(process: subprocess.Popen) -> None:
 def is_ready(base_url: str) -> bool:
     try:
         return requests.get(f"{base_url}/readyz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):
+        # gunicorn's master accepts connections before its worker has loaded the app: on a
+        # busy machine the first answers can take longer than the timeout. Not ready yet.
         return False
 
 

@@ -21,7 +21,9 @@ PROVIDER_VARIABLES = ("TRIPO_API_KEY", "TRIPO_API_BASE_URL", "OPENAI_API_KEY", "
 
 
 def launcher_env(**extra) -> dict:
-    environ = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARIABLES and k != "REDIS_URL"}
+    # As a newcomer runs it: no provider settings, and no identity (so sandbox sign-in is on).
+    unset = (*PROVIDER_VARIABLES, "REDIS_URL", "BFF_ALLOW_ANONYMOUS")
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
     return {**environ, **SANDBOX_ENV, "PORT": str(free_port()), "BFF_SANDBOX_PORT": str(free_port()), **extra}
 
 
@@ -30,9 +32,10 @@ def start_launcher(environ: dict, role: str = "all") -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def run_demo(base_url: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/demo.py", "--base-url", base_url], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+def run_demo(base_url: str, sandbox_port: str) -> subprocess.CompletedProcess:
+    token_url = f"http://127.0.0.1:{sandbox_port}/auth/token"  # the sandbox's local sign-in issuer
+    return subprocess.run([sys.executable, "scripts/demo.py", "--base-url", base_url, "--token-url", token_url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("store", ["embedded", "redis"])
@@ -44,11 +47,14 @@ def test_the_run_command_serves_every_flow_end_to_end(store, redis_client):
     try:
         wait_ready(base_url, launcher)
         assert requests.get(f"{base_url}/readyz", timeout=2).json()["sandbox"] is True
+        assert requests.get(f"{base_url}/styles", timeout=2).status_code == 401  # users must sign in
 
-        demo = run_demo(base_url)
+        demo = run_demo(base_url, environ["BFF_SANDBOX_PORT"])
 
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert demo.stdout.count("OK   ") == 5 and "GLB 2.0" in demo.stdout and "PNG 1024x1024" in demo.stdout
+        assert demo.stdout.count("OK   ") == 8 and "GLB 2.0" in demo.stdout and "PNG 1024x1024" in demo.stdout
+        assert "USDZ, " in demo.stdout and "binary STL, 12 triangles" in demo.stdout
+        assert "OK   two users: each user sees their own task; the other's is 404" in demo.stdout
     finally:
         launcher.terminate()
         launcher.wait(timeout=40)

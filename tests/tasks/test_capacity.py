@@ -12,7 +12,7 @@ import pytest
 from bff.tasks.queue import SUBMIT_QUEUE
 from bff.tasks.store import task_key
 from tests.conftest import wait_until
-from tests.helpers import new_text_task, poll_cycle, queued, reconcile_open_tasks, store_for, submit
+from tests.helpers import completed_model, new_text_task, poll_cycle, queued, reconcile_open_tasks, store_for, submit
 from tests.images import encoded
 from workers import runtime
 from workers.reconcile import CLAIM_TIMEOUT_SECONDS
@@ -126,6 +126,28 @@ def test_refine_has_its_own_bucket(redis_client, limits, tripo):
     submit(refine.id)
 
     assert store_for(redis_client).get(refine.id).submission == "submitted"
+
+
+def test_a_conversion_shares_the_refine_bucket_not_the_generation_one(redis_client, limits, tripo):
+    # Tripo counts re-texture and convert together, apart from generation.
+    from bff.tasks.record import Task
+
+    limits(bff_tripo_concurrency=1, bff_tripo_refine_concurrency=1)
+    model = completed_model(redis_client)
+    conversion = Task.new(service="tripo", kind="convert_model", request_id="r", client="c",
+                          params={"model_task_id": model.id, "source_provider_task_id": model.provider_task_id,
+                                  "format": "stl", "face_limit": None, "texture_size": None})
+    refine = Task.new(service="tripo", kind="refine_model", request_id="r", client="c",
+                      params={"draft_model_task_id": model.id, "draft_provider_task_id": model.provider_task_id})
+    for task in (conversion, refine):
+        store_for(redis_client).create(task)
+        submit(task.id)
+
+    generation = submit_all(redis_client, 1)[0]
+
+    assert [store_for(redis_client).get(t.id).submission for t in (conversion, refine, generation)] == [
+        "submitted", "waiting", "submitted"]
+    assert len(tripo.create_bodies("/models/convert")) == 1 and not tripo.create_bodies("/models/texture")
 
 
 def test_waiting_for_capacity_does_not_count_against_the_deadline(redis_client, limits, tripo):

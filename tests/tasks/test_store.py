@@ -10,9 +10,9 @@ from bff.providers.tripo_status import snapshot_from_tripo
 from bff.tasks import lifecycle
 from bff.tasks import store as store_module
 from bff.tasks.capacity import bucket_for
-from bff.tasks.record import IMAGES, MODEL, STORING, SUBMITTED, Service
+from bff.tasks.record import IMAGES, MODEL, STORING, SUBMITTED, Kind, Service, Task
 from bff.tasks.store import TransactionContention, task_key
-from tests.helpers import new_text_task, store_for
+from tests.helpers import completed_model, new_text_task, store_for
 
 
 def test_a_writer_that_keeps_losing_gets_a_real_transaction_contention(redis_client, monkeypatch):
@@ -65,3 +65,26 @@ def test_paid_images_kept_in_redis_go_in_the_write_that_completes_their_task(red
     store.update(task.id, lambda t: lifecycle.files_stored(t, {IMAGES: 2}))
 
     assert not redis_client.exists(task_key(task.id, "images"))
+
+
+def a_conversion(model: Task) -> Task:
+    return Task.new(service=Service.TRIPO, kind=Kind.CONVERT_MODEL, request_id="r", client=model.client,
+                    params={"model_task_id": model.id, "source_provider_task_id": model.provider_task_id,
+                            "format": "usdz", "face_limit": 100000, "texture_size": 2048})
+
+
+def test_a_conversion_recorded_meanwhile_is_found_rather_than_made_twice(redis_client, monkeypatch):
+    model = completed_model(redis_client)
+    store, competitor = store_for(redis_client), a_conversion(model)
+    create_args = store_module.TaskStore._create_args
+
+    def overtaken_once(self, task, upload, remember):
+        if task.id != competitor.id and not store_for(redis_client).conversions(model.id):
+            store_for(redis_client).create_conversion(competitor)  # lands between the read and the write
+        return create_args(self, task, upload, remember)
+
+    monkeypatch.setattr(store_module.TaskStore, "_create_args", overtaken_once)
+    mine = a_conversion(model)
+
+    assert store.create_conversion(mine) == competitor
+    assert store.get(mine.id) is None and store.conversions(model.id) == [competitor]

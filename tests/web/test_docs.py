@@ -10,7 +10,7 @@ def test_the_spec_documents_every_route_with_its_errors(client):
 
     assert set(spec["paths"]) == {
         "/generate/text-to-model", "/generate/sketch-to-model", "/generate/image-to-model",
-        "/generate/refine-model", "/generate/image-to-image", "/tasks/{task_id}/status",
+        "/generate/refine-model", "/generate/convert-model", "/generate/image-to-image", "/tasks/{task_id}/status",
         "/tasks/{task_id}/images/{index}", "/tasks/{task_id}/result",
         "/tasks/{task_id}/preview", "/styles", "/healthz", "/readyz",
     }
@@ -43,6 +43,17 @@ def test_the_multiview_order_is_shown_with_an_example(client):
     assert {"404", "409"} <= set(spec["paths"]["/generate/refine-model"]["post"]["responses"])
 
 
+def test_the_conversion_documents_its_reuse_and_its_defaults(client):
+    spec = client.get("/openapi.json").get_json()
+    operation = spec["paths"]["/generate/convert-model"]["post"]
+
+    assert {"200", "202", "404", "409", "422", "429"} <= set(operation["responses"])
+    schema = spec["components"]["schemas"]["ConvertModelRequest"]["properties"]
+    assert schema["format"]["enum"] == ["usdz", "stl", "3mf", "obj", "fbx", "gltf"]
+    assert "Default: 100000 for usdz; else the full geometry." in schema["face_limit"]["description"]
+    assert "Default: 2048 for usdz; else 4096." in schema["texture_size"]["description"]
+
+
 def test_the_upload_is_documented_as_one_multipart_body_with_a_file(client):
     spec = client.get("/openapi.json").get_json()
     operation = spec["paths"]["/generate/image-to-image"]["post"]
@@ -56,10 +67,8 @@ def test_the_upload_is_documented_as_one_multipart_body_with_a_file(client):
     assert "413" in operation["responses"]
 
 
-def test_the_client_key_and_idempotency_key_are_documented(client):
+def test_the_idempotency_key_is_documented(client):
     spec = client.get("/openapi.json").get_json()
 
-    assert spec["components"]["securitySchemes"]["ApiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-    assert spec["security"] == [{"ApiKey": []}]
     parameters = spec["paths"]["/generate/text-to-model"]["post"]["parameters"]
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in parameters)

@@ -8,7 +8,7 @@ import pytest
 from bff.tasks.error_codes import task_error
 from bff.tasks.queue import SUBMIT_QUEUE
 from bff.tasks.record import Task
-from tests.helpers import TEST_CLIENT, queued, store_for, submit
+from tests.helpers import completed_model, queued, store_for, submit
 
 FRONT, LEFT, BACK, RIGHT = (f"https://cdn.makeit3d.app/photos/{side}.jpg"
                             for side in ("front", "left", "back", "right"))
@@ -124,19 +124,9 @@ def test_plain_http_is_accepted_in_sandbox_mode_only(app, client, redis_client):
     assert client.post("/generate/sketch-to-model", json={"image_url": "http://127.0.0.1/a.png"}).status_code == 422
 
 
-def completed_draft(redis_client, **changes) -> Task:
-    draft = Task.new(service="tripo", kind="text_to_model",
-                     params={"prompt": "a cat", "style": None, "texture": False}, request_id="r", client=TEST_CLIENT)
-    completed = {"status": "completed", "progress": 100, "provider_task_id": "tripo-draft-1",
-                 "submission": "submitted", "outputs": {"model": "glb"}}
-    draft = draft.evolve(**{**completed, **changes})
-    store_for(redis_client).create(draft)
-    return draft
-
-
 def test_refine_retextures_the_drafts_tripo_task_at_detailed_quality(client, redis_client, worker_runtime, tripo):
     tripo.tasks["tripo-draft-1"] = {"task_id": "tripo-draft-1", "status": "success"}
-    draft = completed_draft(redis_client)
+    draft = completed_model(redis_client)
 
     sent = sent_for(client, tripo, "/generate/refine-model", {"draft_model_task_id": draft.id})
 
@@ -145,7 +135,7 @@ def test_refine_retextures_the_drafts_tripo_task_at_detailed_quality(client, red
 
 
 def test_refine_is_its_own_task(client, redis_client):
-    draft = completed_draft(redis_client)
+    draft = completed_model(redis_client)
 
     task_id = accept(client, "/generate/refine-model", {"draft_model_task_id": draft.id})
 
@@ -166,7 +156,7 @@ def test_refining_an_unknown_draft_is_404(client, redis_client):
     ({"service": "openai", "kind": "image_to_image"}, "Only a 3D model task can be refined"),
 ])
 def test_refining_a_draft_that_is_not_a_completed_model_is_409(client, redis_client, changes, fragment):
-    draft = completed_draft(redis_client, **changes)
+    draft = completed_model(redis_client, **changes)
 
     response = client.post("/generate/refine-model", json={"draft_model_task_id": draft.id})
 

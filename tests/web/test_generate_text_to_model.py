@@ -48,7 +48,7 @@ def test_task_ids_are_long_random_and_url_safe(client):
     [
         ({}, "prompt", "Missing data"),
         ({"prompt": ""}, "prompt", "Length must be between 1 and 1024"),
-        ({"prompt": "   "}, "prompt", "blank"),
+        ({"prompt": "   "}, "prompt", "visible"),
         ({"prompt": "x" * 1025}, "prompt", "Length must be between 1 and 1024"),
         ({"prompt": "a dragon 🐉"}, "prompt", "emoji"),
         ({"prompt": 42}, "prompt", "Not a valid string"),

@@ -78,7 +78,7 @@ def test_bad_images_are_refused_and_nothing_is_queued(client, redis_client, requ
 
 @pytest.mark.parametrize("fields, field, fragment", [
     ({"prompt": ""}, "prompt", "Length must be between 1 and 32000"),
-    ({"prompt": "   "}, "prompt", "blank"),
+    ({"prompt": "   "}, "prompt", "visible"),
     ({"prompt": "x" * 32001}, "prompt", "Length must be between 1 and 32000"),
     ({"n": 0}, "n", "greater than or equal to 1 and less than or equal to 10"),
     ({"n": 11}, "n", "greater than or equal to 1 and less than or equal to 10"),

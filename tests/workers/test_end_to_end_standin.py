@@ -7,11 +7,14 @@ from __future__ import annotations
 import io
 import json
 import struct
+import zipfile
+from urllib.parse import urlparse
 
 import pytest
 import requests
 import trimesh
 
+from bff.tasks.model_formats import CONTENT_TYPES
 from bff.tasks.store import task_key
 from tests.conftest import wait_until
 from tests.helpers import store_for
@@ -189,3 +192,68 @@ def test_a_cheap_draft_then_refine_gives_a_textured_model(client, redis_client, 
     draft_provider_id = store_for(redis_client).get(draft_id).provider_task_id
     assert stand_in.control.creates()[-1].json["input"] == draft_provider_id
     assert status_of(client, draft_id)["status"] == "completed"
+
+
+def convert_to_completion(client, redis_client, stand_in, model_id: str, format: str) -> dict:
+    response = client.post("/generate/convert-model", json={"model_task_id": model_id, "format": format})
+    assert response.status_code == 202, response.get_json()
+    task_id = response.get_json()["task_id"]
+    wait_for_submission(redis_client, task_id)
+    stand_in.finish_all()
+    return wait_for_status(client, task_id, "completed")
+
+
+def first_zip_entry(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.infolist()[0].filename
+
+
+def zip_names(data: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.namelist()
+
+
+# What each converted file must be, checked on its bytes.
+CONVERTED_FILE_CHECKS = {
+    "usdz": lambda data: first_zip_entry(data).endswith((".usda", ".usdc", ".usd")),
+    "stl": lambda data: len(data) == 84 + 50 * struct.unpack_from("<I", data, 80)[0],
+    "3mf": lambda data: "3D/3dmodel.model" in zip_names(data),
+    "obj": lambda data: b"\nv " in data and b"\nf " in data,
+    "fbx": lambda data: data.startswith(b"Kaydara FBX Binary  \x00"),
+    "gltf": lambda data: json.loads(data)["asset"]["version"] == "2.0",
+}
+
+
+@pytest.mark.parametrize("format", list(CONVERTED_FILE_CHECKS))
+def test_a_model_converts_to_a_file_of_the_right_extension_and_content_type(client, redis_client, worker,
+                                                                            stand_in, format):
+    model_id = run_to_completion(client, redis_client, stand_in, "/generate/text-to-model", {"prompt": "a rook"})
+
+    converted = convert_to_completion(client, redis_client, stand_in, model_id, format)
+
+    assert converted["result_format"] == format
+    location = client.get(converted["result_url"]).headers["Location"]
+    assert urlparse(location).path.endswith(f"/model.{format}")
+    file = requests.get(location, timeout=5)
+    assert file.status_code == 200 and file.headers["Content-Type"] == CONTENT_TYPES[format]
+    assert CONVERTED_FILE_CHECKS[format](file.content)
+    assert stand_in.control.creates()[-1].path == "/v3/models/convert"
+
+
+def test_a_refined_model_converts_once_and_its_usdz_is_found_again(client, redis_client, worker, stand_in):
+    draft_id = run_to_completion(client, redis_client, stand_in, "/generate/text-to-model",
+                                 {"prompt": "a chess knight", "texture": False})
+    refine_id = run_to_completion(client, redis_client, stand_in, "/generate/refine-model",
+                                  {"draft_model_task_id": draft_id})
+
+    usdz = convert_to_completion(client, redis_client, stand_in, refine_id, "usdz")
+    again = client.post("/generate/convert-model", json={"model_task_id": refine_id, "format": "usdz"})
+
+    assert stand_in.control.creates()[-1].json == {
+        "input": store_for(redis_client).get(refine_id).provider_task_id, "format": "USDZ",
+        "face_limit": 100000, "texture_size": 2048}
+    assert again.status_code == 200 and again.get_json()["task_id"] == usdz["task_id"]
+    assert again.get_json()["status"] == "completed"
+    assert [(c["format"], c["task_id"], c["status"]) for c in status_of(client, refine_id)["conversions"]] == [
+        ("usdz", usdz["task_id"], "completed")]
+    assert len(stand_in.control.creates()) == 3  # draft, refine, one conversion

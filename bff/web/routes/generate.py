@@ -12,6 +12,7 @@ from .. import idempotency
 from ..intake import Caller, accept
 from ..rate_limits import openai_requests, tripo_other_requests, tripo_refine_requests
 from ..schemas import (
+    ConvertModelRequest,
     ImageToImageRequest,
     ImageToModelRequest,
     RefineModelRequest,
@@ -19,7 +20,7 @@ from ..schemas import (
     TaskAcceptedResponse,
     TextToModelRequest,
 )
-from ..services import services
+from ..services import services, unsettled_creates
 from ..task_view import status_url
 from ..uploads import UploadRejected, UploadTooLarge, check_image
 from .docs import error_responses
@@ -41,15 +42,16 @@ _ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "sche
 
 def _accepted(service: Service, kind: Kind, args: dict, upload: Upload | None = None):
     """202 with a new task made of the request's ``args``, or the first answer again for a
-    retry with the same Idempotency-Key."""
+    retry with the same Idempotency-Key; 200 with an earlier task that already answers it
+    (a conversion the model already has)."""
     caller = Caller(client=g.client, request_id=g.request_id, endpoint=request.endpoint or "",
-                    idempotency_key=request.headers.get(idempotency.HEADER))
+                    idempotency_key=request.headers.get(idempotency.HEADER), claims=g.claims)
     accepted = accept(services(), caller, service=service, kind=kind, args=args, status_url=status_url,
-                      upload=upload)
+                      unsettled=unsettled_creates(), upload=upload)
     headers = {"Location": accepted.location}
     if accepted.replayed:
         headers[idempotency.REPLAYED_HEADER] = "true"
-    return accepted.body, 202, headers
+    return accepted.body, 200 if accepted.reused else 202, headers
 
 
 @blp.route("/text-to-model", methods=["POST"])
@@ -119,6 +121,28 @@ def refine_model(args: dict):
     a cheap untextured draft (`texture: false`), then refine the one the user likes.
     """
     return _accepted(Service.TRIPO, Kind.REFINE_MODEL, args)
+
+
+@blp.route("/convert-model", methods=["POST"])
+@blp.arguments(ConvertModelRequest, example={"model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a", "format": "usdz"})
+@blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
+@blp.alt_response(200, schema=TaskAcceptedResponse, headers=_ACCEPTED_HEADERS,
+                  description="The model already has this conversion (same format and options, not failed): "
+                  "that task, which may still be running. Nothing new is made or paid for.")
+@error_responses(blp, 401, 404, 409, 422, 429, 503)
+@blp.doc(parameters=[idempotency.HEADER_DOC])
+@tripo_other_requests
+def convert_model(args: dict):
+    """Convert a model to another file format (Tripo)
+
+    Makes a file of a completed model task in another format, as its own task: `usdz` for
+    AR (sized for AR Quick Look unless `face_limit` or `texture_size` say otherwise), `stl`
+    or `3mf` for 3D printing (the full geometry, no texture), or `obj`, `fbx`, `gltf`.
+    When completed, `result_url` redirects to the file. The model's status lists its
+    conversions; asking again for one it has (same format and options) answers 200 with
+    that task instead of a new one.
+    """
+    return _accepted(Service.TRIPO, Kind.CONVERT_MODEL, args)
 
 
 @blp.before_request

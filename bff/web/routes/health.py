@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_smorest import Blueprint, abort
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.results.object_store import ObjectStore, StorageUnavailable
@@ -28,14 +29,24 @@ def healthz():
 @blp.response(200, ReadinessResponse)
 @error_responses(blp, 503)
 def readyz():
-    """Readiness: Redis is reachable (and how the result storage is)"""
+    """Readiness: Redis takes writes (and how the result storage is)
+
+    A write, not a ping: a full Redis (maxmemory) or a replica during failover answers
+    pings but refuses every task."""
     app_services = services()
     try:
-        app_services.redis.ping()
-    except REDIS_UNAVAILABLE_ERRORS:
-        abort(503, message="Not ready: Redis is unreachable.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        app_services.redis.set(_PROBE_KEY, "1", px=_PROBE_MILLISECONDS)
+    except REDIS_UNAVAILABLE_ERRORS as error:
+        why = _WHY.get(type(error).__name__, "is unreachable")
+        abort(503, message=f"Not ready: Redis {why}.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return {"status": "ready", "redis": "ok", "storage": _storage_state(app_services.objects),
             "sandbox": app_services.settings.bff_sandbox}
+
+
+_PROBE_KEY = "bff:readyz"
+_PROBE_MILLISECONDS = 5000
+_WHY = {OutOfMemoryError.__name__: "is full (maxmemory)",
+        ReadOnlyError.__name__: "is read-only (a replica, or failing over)"}
 
 
 def _storage_state(objects: ObjectStore | None) -> str:

@@ -1,12 +1,19 @@
-"""A ``multipart`` argument location: form fields and files parsed by one schema.
+"""How request bodies are read: JSON that cannot hurt the process, and a ``multipart``
+location where form fields and files are parsed by one schema.
 
 flask-smorest documents one request body per route and parses form fields and files
 as separate locations, so a file upload with fields gets an incomplete spec. Reading
 both through one location gives one schema, validated together and shown in Swagger UI
 as a single ``multipart/form-data`` body with a file picker.
+
+webargs answers 400 only for JSON that does not decode; JSON nested too deeply for the
+parser (RecursionError) or with an integer too long to convert (ValueError) would be a
+500, so both are made decode errors here.
 """
 
 from __future__ import annotations
+
+import json
 
 import flask_smorest
 from webargs.flaskparser import FlaskParser
@@ -17,7 +24,13 @@ MULTIPART = "multipart"
 
 
 class _Parser(FlaskParser):
-    pass
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError):
+            raise json.JSONDecodeError("not a JSON body this service can read", "(body)", 0) from None
 
 
 _parser = _Parser()

@@ -55,7 +55,9 @@ def task_status(task_id: str, service: str, include: str | None):
     if include == "b64_json" and task.status == COMPLETED and IMAGES in task.outputs:
         images = load_images(app_services.objects, app_services.store, task)
         images_b64 = [base64.b64encode(image).decode() for image in images]
-    body = status_body(task, images_b64, app_services.store.queue_position(task))
+    # Only a completed model can have been converted.
+    conversions = app_services.store.conversions(task.id) if task.is_model and task.status == COMPLETED else None
+    body = status_body(task, images_b64, app_services.store.queue_position(task), conversions)
     if include == "signed_urls":
         body.update(signed_links(app_services.objects, task))
     return body
@@ -101,7 +103,11 @@ def task_preview(task_id: str):
 
 
 @blp.route("/<task_id>/images/<int:index>")
-@blp.alt_response(200, description="The image (PNG, JPEG or WebP).", success=True)
+@blp.doc(responses={"200": {
+    "description": "The image, as its content type says.",
+    "content": {content_type: {"schema": {"type": "string", "format": "binary"}}
+                for content_type in CONTENT_TYPES.values()},
+}})
 @blp.alt_response(302, success=True, **_REDIRECT)
 @error_responses(blp, 401, 404, 409, 429)
 @status_requests

@@ -1,0 +1,72 @@
+"""A worker process's heartbeat, so that its claims stop holding provider capacity soon
+after it dies.
+
+Every worker process writes ``bff:workers:{id}`` every ``INTERVAL_SECONDS`` with a TTL of
+``TTL_SECONDS``, and stamps its claims with that id. Reconciliation settles a claim whose
+worker has no heartbeat at once, as it would after the longest possible provider call:
+one that had not sent its call is sent again, one that had is failed as
+``provider_outcome_unknown`` (never re-sent); only the slot is freed sooner.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import dramatiq
+import redis
+
+from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 3.0
+# Several missed beats (a Redis blip, a long GC pause) before a worker counts as gone.
+TTL_SECONDS = 15
+
+
+def heartbeat_key(worker_id: str) -> str:
+    return f"bff:workers:{worker_id}"
+
+
+class Heartbeat(dramatiq.Middleware):
+    def __init__(self, client: redis.Redis):
+        self._redis = client
+        self._id = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def worker_id(self) -> str | None:
+        """The id to stamp claims with: None unless this process is beating (code run
+        outside a worker, such as a test calling a step directly, claims anonymously)."""
+        return self._id if self._thread is not None and self._thread.is_alive() else None
+
+    def after_worker_boot(self, broker, worker) -> None:
+        self._stop.clear()
+        self._beat()  # before the first message: no claim goes out unbacked
+        self._thread = threading.Thread(target=self._run, name="bff-heartbeat", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=INTERVAL_SECONDS)
+
+    def _run(self) -> None:
+        while not self._stop.wait(INTERVAL_SECONDS):
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            self._redis.set(heartbeat_key(self._id), "1", ex=TTL_SECONDS)
+        except REDIS_UNAVAILABLE_ERRORS as error:
+            log.warning("heartbeat cannot reach redis", extra={"error": type(error).__name__})
+
+
+def live_workers(client: redis.Redis, worker_ids: set[str]) -> set[str]:
+    """Those of ``worker_ids`` whose heartbeat is current, in one round trip."""
+    ordered = sorted(worker_ids)
+    beats = client.mget([heartbeat_key(worker_id) for worker_id in ordered]) if ordered else []
+    return {worker_id for worker_id, beat in zip(ordered, beats, strict=True) if beat is not None}
