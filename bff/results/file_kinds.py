@@ -25,6 +25,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bff.tasks.image_formats import CONTENT_TYPES as IMAGE_TYPES
+from bff.tasks.model_formats import CONTENT_TYPES as MODEL_TYPES
+
 HEAD_BYTES = 64 * 1024
 # Large enough for the central directory of a 3MF with a few hundred parts.
 TAIL_BYTES = 64 * 1024
@@ -189,20 +192,19 @@ def _zip_head(head: bytes) -> bool:
 # In detection order: specific kinds before the generic ones they look like (usdz and 3mf
 # are zips; anything of the right size can pass for a binary STL).
 _ALL = (
-    FileKind("glb", "model/gltf-binary", _glb_head, _glb_whole),
-    FileKind("png", "image/png", lambda head: head.startswith(_PNG_SIGNATURE), _png_whole),
-    FileKind("jpeg", "image/jpeg", lambda head: head.startswith(b"\xff\xd8\xff")),
-    FileKind("webp", "image/webp", _webp_head, _webp_whole),
-    FileKind("fbx", "application/octet-stream", lambda head: head.startswith(_FBX_SIGNATURE)),
-    FileKind("usdz", "model/vnd.usdz+zip", _usdz_head, _zip_ends),
-    FileKind("3mf", "model/3mf", _zip_head, _3mf_whole),
-    FileKind("zip", "application/zip", _zip_head, _zip_ends),
-    FileKind("gltf", "model/gltf+json", _gltf_head, _gltf_whole),
-    FileKind("obj", "model/obj", _obj_head, _obj_whole),
-    FileKind("stl", "model/stl", _stl_head, _stl_whole),
+    FileKind("glb", MODEL_TYPES["glb"], _glb_head, _glb_whole),
+    FileKind("png", IMAGE_TYPES["PNG"], lambda head: head.startswith(_PNG_SIGNATURE), _png_whole),
+    FileKind("jpeg", IMAGE_TYPES["JPEG"], lambda head: head.startswith(b"\xff\xd8\xff")),
+    FileKind("webp", IMAGE_TYPES["WEBP"], _webp_head, _webp_whole),
+    FileKind("fbx", MODEL_TYPES["fbx"], lambda head: head.startswith(_FBX_SIGNATURE)),
+    FileKind("usdz", MODEL_TYPES["usdz"], _usdz_head, _zip_ends),
+    FileKind("3mf", MODEL_TYPES["3mf"], _zip_head, _3mf_whole),
+    FileKind("zip", MODEL_TYPES["zip"], _zip_head, _zip_ends),
+    FileKind("gltf", MODEL_TYPES["gltf"], _gltf_head, _gltf_whole),
+    FileKind("obj", MODEL_TYPES["obj"], _obj_head, _obj_whole),
+    FileKind("stl", MODEL_TYPES["stl"], _stl_head, _stl_whole),
 )
 KINDS: dict[str, FileKind] = {kind.name: kind for kind in _ALL}
-CONTENT_TYPES: dict[str, str] = {kind.name: kind.content_type for kind in _ALL}
 
 
 def kind(name: str) -> FileKind:
@@ -210,8 +212,3 @@ def kind(name: str) -> FileKind:
         return KINDS[name]
     except KeyError:
         raise ValueError(f"unknown file kind {name!r}; known: {', '.join(KINDS)}") from None
-
-
-def detect(data: bytes) -> FileKind | None:
-    """The kind of a complete file held in memory, or None."""
-    return next((candidate for candidate in _ALL if candidate.matches(data)), None)
