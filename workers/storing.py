@@ -158,7 +158,12 @@ def _keep_model(runtime: WorkerRuntime, objects: ObjectStore, task: Task) -> dic
     _keep_file(runtime, objects, task, MODEL, task.outputs[MODEL])
     outputs = dict(task.outputs)
     if PREVIEW in task.object_keys:
-        outputs[PREVIEW] = _keep_file(runtime, objects, task, PREVIEW, task_files.PREVIEW_KINDS).kind
+        try:
+            outputs[PREVIEW] = _keep_file(runtime, objects, task, PREVIEW, task_files.PREVIEW_KINDS).kind
+        except StoredFileRejected as error:
+            # A preview is a convenience: a paid model is not failed for it.
+            log.warning("the preview cannot be kept; the model completes without it", extra={"error": error.detail})
+            del outputs[PREVIEW]
     return outputs
 
 

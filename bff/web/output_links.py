@@ -49,6 +49,6 @@ def signed_links(objects: ObjectStore | None, task: Task) -> dict:
     results = keys[IMAGES] if IMAGES in keys else [keys[MODEL]]
     return {
         "signed_result_urls": [objects.signed_url(key) for key in results],
-        "signed_preview_url": objects.signed_url(keys[PREVIEW]) if PREVIEW in keys else None,
+        "signed_preview_url": objects.signed_url(keys[PREVIEW]) if PREVIEW in task.outputs else None,
         "signed_urls_expire_at": iso8601(time.time() + objects.link_seconds),
     }

@@ -258,8 +258,8 @@ def test_an_input_the_storage_cannot_give_back_is_not_sent_until_it_can(client, 
     assert openai_status(client, task_id)["status"] == "completed"
 
 
-def test_a_refused_link_is_read_again_once_then_the_task_fails_as_unavailable(client, redis_client, worker, stand_in,
-                                                                              local_s3, bucket):
+def test_a_refused_link_is_read_again_then_fails_the_model_but_never_for_a_preview(
+        client, redis_client, worker, stand_in, local_s3, bucket):
     # As when a link expires while an earlier file is copied: read afresh, it works.
     stand_in.control.fail_next("/preview.png", status=403, code=1004, message="Request has expired")
     recovered = run_model_task(client, redis_client, stand_in)
@@ -270,6 +270,12 @@ def test_a_refused_link_is_read_again_once_then_the_task_fails_as_unavailable(cl
 
     assert wait_for(client, task_id, "failed")["error"]["code"] == "result_unavailable"
     assert len(local_s3.keys(bucket)) == 2  # only the first task's files
+    # A preview that cannot be had does not cost the user a paid model.
+    stand_in.control.fail_next("/preview.png", status=403, code=1004, message="Access denied", times=2)
+    without_preview = run_model_task(client, redis_client, stand_in)
+    status = client.get(f"/tasks/{without_preview}/status?service=tripo&include=signed_urls").get_json()
+    assert status["preview_url"] is None and status["signed_preview_url"] is None
+    assert requests.get(status["signed_result_urls"][0], timeout=5).content == assets.textured_glb()
 
 
 def test_a_model_over_the_size_cap_fails_cleanly(client, redis_client, worker, stand_in, local_s3, bucket):
