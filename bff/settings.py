@@ -20,6 +20,7 @@ from bff.credits.prices import TripoPrices
 from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
 from bff.identity.keys import ASYMMETRIC_ALGORITHMS, is_safe_key_url
 from bff.identity.tokens import APP_CHECK_JWKS_URL, MIN_HS256_SECRET_BYTES
+from bff.results.locations import LINK_SECONDS_MAX, parse_storage_url
 
 
 class SettingsError(Exception):
@@ -148,6 +149,35 @@ def _project_number(value: str) -> str:
     return value.strip()
 
 
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _optional_url(value: str) -> str | None:
+    return _url(value) if value.strip() else None
+
+
+def _storage_url(value: str) -> str | None:
+    if not value.strip():
+        return None
+    parse_storage_url(value.strip())
+    return value.strip()
+
+
+def _addressing_style(value: str) -> str | None:
+    style = value.strip().lower()
+    if style not in ("", "path", "virtual"):
+        raise ValueError("must be path or virtual (or unset: automatic)")
+    return style or None
+
+
+def _link_seconds(value: str) -> int:
+    seconds = int(value)
+    if not 1 <= seconds <= LINK_SECONDS_MAX:
+        raise ValueError(f"must be between 1 and {LINK_SECONDS_MAX} seconds (7 days)")
+    return seconds
+
+
 def _log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -236,6 +266,15 @@ class Settings:
     bff_ledger_days: int = _setting("90", _positive_int)
     # Redis connections of a web process
     bff_redis_max_connections: int = _setting("5", _positive_int)
+    # Results in object storage (bff/results); unset BFF_STORAGE_URL keeps results at the provider and in Redis.
+    bff_storage_url: str | None = _setting("", _storage_url, secret=True)  # hidden: a mistake could hold a key
+    bff_s3_endpoint_url: str | None = _setting("", _optional_url)
+    bff_s3_addressing_style: str | None = _setting("", _addressing_style)
+    aws_access_key_id: str | None = _setting("", _optional_text, secret=True)
+    aws_secret_access_key: str | None = _setting("", _optional_text, secret=True)
+    aws_region: str | None = _setting("", _optional_text)
+    bff_storage_link_seconds: int = _setting("900", _link_seconds)
+    bff_max_model_mb: float = _setting("200", _positive_number)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -272,6 +311,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.bff_max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_model_bytes(self) -> int:
+        return int(self.bff_max_model_mb * 1024 * 1024)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a response or a log line (the Redis password

@@ -41,6 +41,11 @@ FAILURE_BILLING: dict[str, str] = {
     "provider_error": NOT_BILLED,
     "request_not_accepted": NOT_BILLED,  # never sent: caught by the sending_at rule too
     "result_not_kept": BILLED,
+    # The provider made the result; the service could not keep its files.
+    "result_storage_failed": BILLED,
+    "result_too_large": BILLED,
+    "result_invalid": BILLED,
+    "result_unavailable": BILLED,
     "internal_error": MAYBE_BILLED,  # the service failed around a call that had left
 }
 

@@ -10,7 +10,8 @@ Keys (all under ``bff:``):
 - ``task:{id}:urls``: the provider's signed output URLs, kept only as long as they live.
 - ``task:{id}:upload``: an uploaded input image (hash: data, content_type, filename),
   deleted when the task ends.
-- ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
+- ``task:{id}:images``: the images a task produced (a list), kept as long as the task; with
+  object storage, only while storage cannot take them (deleted as the task completes).
 - ``task:{id}:conversions``: a model's conversions (hash: the format and options of a
   conversion, see ``bff.tasks.conversions``, to the id of the latest such conversion task).
 - ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
@@ -41,7 +42,7 @@ import redis
 from . import conversions
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TaskChange
-from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
+from .record import CLAIMED, COMPLETED, IMAGES, STORING, SUBMITTED, WAITING, Service, Task, Upload
 
 if TYPE_CHECKING:
     from bff.metrics import Metrics
@@ -420,6 +421,10 @@ class TaskStore:
             pipe.zrem(_polling_key(task.service), task.id)
         elif task.submission == SUBMITTED:
             pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at or task.updated_at})
+        elif task.submission == STORING:
+            pipe.zrem(_polling_key(task.service), task.id)  # the provider has nothing more to say
+        if task.status == COMPLETED and IMAGES in task.object_keys:
+            pipe.delete(task_key(task.id, "images"))  # paid images kept while storage was down: stored now
         self._write_capacity(pipe, task)
 
     @staticmethod

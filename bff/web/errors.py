@@ -3,7 +3,8 @@
 flask-smorest's shape ``{"code", "status", "message", "errors"?}`` is used for every
 status, including the ones raised outside a view (404 on an unknown path, 405, 413) and
 unexpected exceptions (500, whose body never carries the exception's text). Redis being
-unreachable (or too contended to write) is a 503 that tells the client to retry, not a 500.
+unreachable (or too contended to write), or the file storage, is a 503 that tells the
+client to retry, not a 500.
 This is the one place that turns a refusal (``bff.web.refusals``) into an HTTP answer.
 """
 
@@ -17,6 +18,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.object_store import StorageUnavailable
 from bff.tasks.store import TransactionContention
 
 from .refusals import (
@@ -89,6 +91,7 @@ def register_error_handlers(app) -> None:
     for error_class in (*REDIS_UNAVAILABLE_ERRORS, TransactionContention):
         app.register_error_handler(error_class, _redis_unavailable)
     app.register_error_handler(Refusal, _refused)
+    app.register_error_handler(StorageUnavailable, _storage_unavailable)
 
 
 def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None,
@@ -112,6 +115,12 @@ def _refused(refusal: Refusal):
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
     return error_response(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
                           headers=headers, reason=refusal.reason)
+
+
+def _storage_unavailable(error: StorageUnavailable):
+    log.error("file storage unavailable", extra={"error": error.detail})
+    return error_response(503, "File storage is unreachable; retry shortly.",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _redis_unavailable(error: Exception):

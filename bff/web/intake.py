@@ -21,6 +21,7 @@ from typing import Any
 from bff.credits.book import CREDITS_EXHAUSTED, SERVICE_BUDGET_EXHAUSTED
 from bff.providers.tripo_requests import conversion_options
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.task_files import keep_upload
 from bff.tasks import conversions
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
@@ -73,6 +74,7 @@ def accept(
         task = Task.new(service=service, kind=kind, params=params, request_id=caller.request_id,
                         client=caller.client)
         task, admission = services.credits.reserve(task, caller.claims)
+        task, upload = keep_upload(services.objects, task, upload)  # with storage: in the bucket, not Redis
         accepted = Accepted(accepted_body(task, status_url(task)), status_url(task))
         remember = idempotency.answer_to_remember(claim, accepted.body, accepted.location) if claim else None
     except BaseException:

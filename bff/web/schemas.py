@@ -262,8 +262,10 @@ class StatusQuery(Schema):
     )
     include = fields.String(
         load_default=None,
-        validate=validate.OneOf(("b64_json",)),
-        metadata={"description": "`b64_json`: add the images of a completed openai task inline, base64-encoded."},
+        validate=validate.OneOf(("b64_json", "signed_urls")),
+        metadata={"description": "`b64_json`: add the images of a completed openai task inline, base64-encoded. "
+                  "`signed_urls`: with object storage configured, add direct download links into it "
+                  "(`signed_result_urls`, `signed_preview_url`, valid until `signed_urls_expire_at`)."},
     )
 
 
@@ -324,6 +326,15 @@ class TaskStatusResponse(Schema):
         fields.String(),
         metadata={"description": "Only with `?include=b64_json` on a completed openai task: the images, base64."},
     )
+    signed_result_urls = fields.List(
+        fields.String(),
+        metadata={"description": "Only with `?include=signed_urls` on a completed task whose files are in the "
+                  "service's storage: direct links, in the order of `result_urls`."},
+    )
+    signed_preview_url = fields.String(
+        allow_none=True, metadata={"description": "Only with `?include=signed_urls`: the preview's direct link."})
+    signed_urls_expire_at = fields.String(
+        metadata={"description": "Only with `?include=signed_urls`: when the direct links stop working (ISO 8601)."})
     error = fields.Nested(TaskErrorSchema, allow_none=True, metadata={"description": "When failed: why."})
     created_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:00Z"})
     updated_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:42Z"})
@@ -346,6 +357,10 @@ class HealthResponse(Schema):
 class ReadinessResponse(Schema):
     status = fields.String(metadata={"example": "ready"})
     redis = fields.String(metadata={"example": "ok"})
+    storage = fields.String(
+        metadata={"enum": ["ok", "unreachable", "not configured"], "example": "ok",
+                  "description": "The result storage (BFF_STORAGE_URL). While it is unreachable the service stays "
+                  "ready: finished tasks wait at 99% until their files are stored."})
     sandbox = fields.Boolean(metadata={"description": "true when providers are local stand-ins (no cost)."})
 
 

@@ -18,13 +18,12 @@ from gevent import monkey
 from gevent.threadpool import ThreadPool
 from PIL import Image, UnidentifiedImageError
 
-from bff.tasks.image_formats import CONTENT_TYPES
+from bff.tasks.image_formats import CONTENT_TYPES, EXTENSIONS
 
 MAX_SIDE_PIXELS = 8192
 # One check at a time per process, as when checks ran on the event loop: a decoded image
 # of the largest size takes up to 268 MB, which a small container cannot hold many times.
 CHECKING_THREADS = 1
-_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 
 
 class UploadTooLarge(Exception):
@@ -49,7 +48,7 @@ class CheckedImage:
     @property
     def filename(self) -> str:
         # OpenAI reads the type from the part; a neutral name avoids echoing the client's.
-        return f"image.{_EXTENSIONS[self.format]}"
+        return f"image.{EXTENSIONS[self.format]}"
 
 
 def check_image_off_loop(data: bytes, *, max_bytes: int) -> CheckedImage:

@@ -1,4 +1,5 @@
-"""GET /tasks/{task_id}/...: a task's status and its results, served from Redis."""
+"""GET /tasks/{task_id}/...: a task's status and its results, served from Redis (with object
+storage configured, results are 302s to links signed for the bucket)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import base64
 from flask import Response, g, redirect
 from flask_smorest import Blueprint
 
+from bff.results.task_files import load_images, signed_link
 from bff.tasks.image_formats import CONTENT_TYPES
 from bff.tasks.record import COMPLETED, IMAGE_FORMAT, IMAGES, MODEL, PREVIEW, Service, Task
 from bff.tasks.services import Services
 
 from ..errors import RETRY_AFTER_SECONDS
 from ..intake import owned_task
-from ..output_links import fresh_output_url
+from ..output_links import fresh_output_url, signed_links
 from ..rate_limits import status_requests
 from ..refusals import TaskNotFound, TaskNotReady, Unavailable
 from ..schemas import StatusQuery, TaskStatusResponse
@@ -24,7 +26,7 @@ from .docs import error_responses
 blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Follow a task and fetch its results.")
 
 _REDIRECT = {
-    "description": "Redirect to the file at the provider (a short-lived signed URL).",
+    "description": "Redirect to the file in the service's storage or at the provider (a short-lived signed URL).",
     "headers": {"Location": {"description": "The file's URL; follow it at once.", "schema": {"type": "string"}}},
 }
 
@@ -51,10 +53,14 @@ def task_status(task_id: str, service: str, include: str | None):
     task = _task_or_404(app_services, task_id, service)
     images_b64 = None
     if include == "b64_json" and task.status == COMPLETED and IMAGES in task.outputs:
-        images_b64 = [base64.b64encode(image).decode() for image in app_services.store.images(task.id)]
+        images = load_images(app_services.objects, app_services.store, task)
+        images_b64 = [base64.b64encode(image).decode() for image in images]
     # Only a completed model can have been converted.
     conversions = app_services.store.conversions(task.id) if task.is_model and task.status == COMPLETED else None
-    return status_body(task, images_b64, app_services.store.queue_position(task), conversions)
+    body = status_body(task, images_b64, app_services.store.queue_position(task), conversions)
+    if include == "signed_urls":
+        body.update(signed_links(app_services.objects, task))
+    return body
 
 
 def _redirect_to_output(task_id: str, which: str):
@@ -64,7 +70,7 @@ def _redirect_to_output(task_id: str, which: str):
         raise TaskNotReady(f"The task is {task.status}; its result exists once it is completed.")
     if which not in task.outputs:
         raise TaskNotFound(f"This task has no {which}.")
-    url = fresh_output_url(app_services, task, which)
+    url = signed_link(app_services.objects, task, which) or fresh_output_url(app_services, task, which)
     if url is None:
         raise Unavailable("Could not get a fresh link from the provider in time; retry shortly.",
                           retry_after=RETRY_AFTER_SECONDS)
@@ -102,6 +108,7 @@ def task_preview(task_id: str):
     "content": {content_type: {"schema": {"type": "string", "format": "binary"}}
                 for content_type in CONTENT_TYPES.values()},
 }})
+@blp.alt_response(302, success=True, **_REDIRECT)
 @error_responses(blp, 401, 404, 409, 429)
 @status_requests
 def task_image(task_id: str, index: int):
@@ -116,7 +123,12 @@ def task_image(task_id: str, index: int):
     if task.status != COMPLETED:
         raise TaskNotReady(f"The task is {task.status}; its images exist once it is completed.")
     count = task.outputs[IMAGES]
-    image = app_services.store.image(task.id, index) if index < count else None
-    if image is None:
+    if index >= count:
         raise TaskNotFound(f"This task has {count} images, numbered from 0.")
+    link = signed_link(app_services.objects, task, IMAGES, index)
+    if link is not None:
+        return redirect(link, code=302)
+    image = app_services.store.image(task.id, index)
+    if image is None:
+        raise TaskNotFound("This image is no longer kept.")
     return Response(image, content_type=CONTENT_TYPES[task.outputs[IMAGE_FORMAT]])
