@@ -40,10 +40,13 @@ WEB_COMMAND = (
     "--worker-class gevent --workers {web_processes} --worker-connections {web_connections} "
     "--timeout 60 --graceful-timeout 25 --keep-alive 75 --no-control-socket"
 )
+# How long a worker process finishes its current messages after SIGTERM: within the
+# platforms' 30 s before SIGKILL.
+WORKER_DRAIN_SECONDS = 25
 # Dramatiq's command line, run through `run_dramatiq` so that its own lines are JSON too.
 WORKER_COMMAND = (
     "bff.launcher dramatiq workers.actors --skip-logging --processes {worker_processes} "
-    "--threads {worker_threads} --worker-shutdown-timeout 25000"
+    f"--threads {{worker_threads}} --worker-shutdown-timeout {WORKER_DRAIN_SECONDS * 1000}"
 )
 
 

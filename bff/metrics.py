@@ -241,6 +241,13 @@ class Metrics:
         else:
             self._queue_on(pipe, increments)
 
+    @staticmethod
+    def credits_commands(service: str, kind: str, amount: float) -> list[list]:
+        """The write that counts credits ``reserved``, ``charged`` or ``refunded``, for a
+        script that moves them (it runs the write exactly when they move)."""
+        name, field_, amount_ = _count(CREDITS, (_label(service, SERVICES), _label(kind, CREDIT_KINDS)), float(amount))
+        return [["HINCRBYFLOAT", metric_key(name), field_, amount_]]
+
     def _queue_on(self, pipe: redis.client.Pipeline, increments: list[_Increment]) -> None:
         """Queue the increments on the caller's transaction (it executes them)."""
         if pipe.watching and not pipe.explicit_transaction:
@@ -435,7 +442,8 @@ def _scrape_gauges(values: ScrapeGauges) -> list[Metric]:
     families: list[Metric] = [waiting, in_flight]
     for name, help_, value in (
         ("bff_credits_service_budget", "The service's credit budget for today.", values.credits_budget),
-        ("bff_credits_spent_today", "Credits the service has spent today (UTC).", values.credits_spent_today),
+        ("bff_credits_spent_today", "Credits the service has spent or holds for tasks in flight today (UTC).",
+         values.credits_spent_today),
     ):
         if value is not None:
             families.append(GaugeMetricFamily(name, help_, value=value))

@@ -20,6 +20,9 @@ from bff.settings import EMBEDDED_REDIS_URL
 CONNECT_TIMEOUT_SECONDS = 0.5
 SOCKET_TIMEOUT_SECONDS = 0.5
 RETRIES = 1
+# With a cap on connections, how long a command waits for one to come free before it fails
+# as "Redis is unavailable" (a request's 503): short, like the timeouts above.
+POOL_WAIT_SECONDS = 0.5
 
 # What counts as "Redis is unavailable for now" (a request answers 503): no connection,
 # no answer in time, a replica during failover, or a full server.
@@ -41,7 +44,9 @@ def connection_options() -> dict:
     }
 
 
-def build_redis(url: str, *, verify_tls: bool = True) -> redis.Redis:
+def build_redis(url: str, *, verify_tls: bool = True, max_connections: int | None = None) -> redis.Redis:
+    """A client; with ``max_connections``, one that never opens more connections than that
+    (a command beyond them waits up to ``POOL_WAIT_SECONDS``, then raises ConnectionError)."""
     if url == EMBEDDED_REDIS_URL:
         import fakeredis
 
@@ -50,7 +55,11 @@ def build_redis(url: str, *, verify_tls: bool = True) -> redis.Redis:
     if url.startswith("rediss://") and not verify_tls:
         # Heroku Redis serves TLS with a self-signed certificate (REDIS_TLS_VERIFY=false).
         options["ssl_cert_reqs"] = None
-    return redis.Redis.from_url(url, **options)
+    if max_connections is None:
+        return redis.Redis.from_url(url, **options)
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS,
+                                                 **options)
+    return redis.Redis(connection_pool=pool)
 
 
 @functools.cache

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
+from bff.credits.prices import TripoPrices
 from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
 from bff.identity.keys import ASYMMETRIC_ALGORITHMS, is_safe_key_url
 from bff.identity.tokens import APP_CHECK_JWKS_URL, MIN_HS256_SECRET_BYTES
+from bff.results.locations import LINK_SECONDS_MAX, parse_storage_url
 
 
 class SettingsError(Exception):
@@ -77,6 +79,27 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _credits(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ValueError("must be a whole number of credits, at least 0")
+    return int(value)
+
+
+def _optional_credits(value: str) -> int | None:
+    return _credits(value) if value.strip() else None
+
+
+def _plan_credits(value: str) -> dict[str, int]:
+    """``pro=2000,team=10000``: each plan's daily credits."""
+    plans: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        plan, _, credits = (piece.strip() for piece in item.partition("="))
+        if not plan or not credits.isdigit():
+            raise ValueError("must be plan=credits pairs, comma-separated (pro=2000,team=10000)")
+        plans[plan] = int(credits)
+    return plans
+
+
 def _client_keys(value: str) -> ClientKeys | None:
     return ClientKeys.parse(value) if value.strip() else None
 
@@ -124,6 +147,35 @@ def _project_number(value: str) -> str:
     if value.strip() and not value.strip().isdigit():
         raise ValueError("must be the Firebase project NUMBER (digits), not the project id")
     return value.strip()
+
+
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _optional_url(value: str) -> str | None:
+    return _url(value) if value.strip() else None
+
+
+def _storage_url(value: str) -> str | None:
+    if not value.strip():
+        return None
+    parse_storage_url(value.strip())
+    return value.strip()
+
+
+def _addressing_style(value: str) -> str | None:
+    style = value.strip().lower()
+    if style not in ("", "path", "virtual"):
+        raise ValueError("must be path or virtual (or unset: automatic)")
+    return style or None
+
+
+def _link_seconds(value: str) -> int:
+    seconds = int(value)
+    if not 1 <= seconds <= LINK_SECONDS_MAX:
+        raise ValueError(f"must be between 1 and {LINK_SECONDS_MAX} seconds (7 days)")
+    return seconds
 
 
 def _log_level(value: str) -> str:
@@ -204,6 +256,25 @@ class Settings:
     bff_app_check_project_number: str = _setting("", _project_number)
     bff_app_check_jwks_url: str = _setting(APP_CHECK_JWKS_URL, _key_url)
     bff_allow_anonymous: bool = _setting("false", _flag)
+    # Credits
+    bff_user_daily_credits: int | None = _setting("", _optional_credits)
+    bff_plan_claim: str = _setting("", _text)
+    bff_plan_daily_credits: dict[str, int] = _setting("", _plan_credits)
+    bff_service_daily_credits: int | None = _setting("", _optional_credits)
+    bff_openai_credits_per_image: int = _setting("5", _credits)
+    bff_tripo_prices: TripoPrices = _setting("", TripoPrices.parse)
+    bff_ledger_days: int = _setting("90", _positive_int)
+    # Redis connections of a web process
+    bff_redis_max_connections: int = _setting("5", _positive_int)
+    # Results in object storage (bff/results); unset BFF_STORAGE_URL keeps results at the provider and in Redis.
+    bff_storage_url: str | None = _setting("", _storage_url, secret=True)  # hidden: a mistake could hold a key
+    bff_s3_endpoint_url: str | None = _setting("", _optional_url)
+    bff_s3_addressing_style: str | None = _setting("", _addressing_style)
+    aws_access_key_id: str | None = _setting("", _optional_text, secret=True)
+    aws_secret_access_key: str | None = _setting("", _optional_text, secret=True)
+    aws_region: str | None = _setting("", _optional_text)
+    bff_storage_link_seconds: int = _setting("900", _link_seconds)
+    bff_max_model_mb: float = _setting("200", _positive_number)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -240,6 +311,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.bff_max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_model_bytes(self) -> int:
+        return int(self.bff_max_model_mb * 1024 * 1024)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a response or a log line (the Redis password

@@ -21,8 +21,9 @@ TRIPO_KEY = "tsk_test_key_0123456789"
 OPENAI_KEY = "sk-test-key-0123456789"
 
 _redis_server = PrivateRedis()
-# Fixtures of the sandbox sign-in issuer on loopback (`issuer`), for any test module.
-pytest_plugins = ["tests.issuer"]
+# Fixtures for any test module: the sandbox sign-in issuer on loopback (`issuer`), and a
+# local S3 (`local_s3`, `aws_env`, `bucket`; moto loads only when one is used).
+pytest_plugins = ["tests.issuer", "tests.local_s3"]
 
 
 def pytest_configure(config):

@@ -59,3 +59,8 @@ def reconcile_open_tasks() -> None:
 def queued(redis_client, queue: str) -> int:
     """Messages waiting in a Dramatiq queue (the Redis broker keeps each queue in a list)."""
     return redis_client.llen(f"dramatiq:{queue}")
+
+
+# The fewest settings a live (not sandbox) process starts with.
+MINIMAL_LIVE_ENVIRON = {"REDIS_URL": "redis://127.0.0.1:6379/0", "TRIPO_API_KEY": "tsk_abc",
+                        "OPENAI_API_KEY": "sk-abc", "BFF_ALLOW_ANONYMOUS": "true"}

@@ -5,13 +5,14 @@ network (or a stalled Redis) at the socket level, with nothing mocked inside the
 ``marker`` reach Redis and run there, but their connection is closed before the reply
 comes back (the client cannot know whether the command ran); with ``then_refuse``,
 Redis then looks down. ``refuse()``: every connection is closed at once, as when Redis
-is down.
+is down. ``delay_replies(seconds)``: every reply comes that much later, as from a slow Redis.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class LossyRedisProxy:
@@ -25,6 +26,7 @@ class LossyRedisProxy:
         self._losses = 0
         self._refusing = False
         self._then_refuse = False
+        self._reply_delay = 0.0
         self.lost = 0
         self._open: set[socket.socket] = set()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -32,6 +34,10 @@ class LossyRedisProxy:
     def lose_replies(self, marker: bytes, times: int = 1, *, then_refuse: bool = False) -> None:
         with self._lock:
             self._marker, self._losses, self._then_refuse = marker, times, then_refuse
+
+    def delay_replies(self, seconds: float) -> None:
+        with self._lock:
+            self._reply_delay = seconds
 
     def refuse(self, refusing: bool = True) -> None:
         with self._lock:
@@ -83,6 +89,9 @@ class LossyRedisProxy:
                 if down:
                     self.refuse()
                 break
+            with self._lock:
+                delay = self._reply_delay
+            time.sleep(delay)
             try:
                 client.sendall(data)
             except OSError:

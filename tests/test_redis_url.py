@@ -24,7 +24,9 @@ UNIX_SOCKET_URL = "unix:///var/run/redis/redis.sock"
 def test_an_accepted_url_is_one_every_component_can_open(url):
     redis_url = Settings.from_env({**REQUIRED, "REDIS_URL": url}).redis_url
 
-    RedisBroker(client=build_redis(redis_url))  # task store, queue, poller lease and request limits
+    RedisBroker(client=build_redis(redis_url))  # task store, queue and poller lease (the worker role)
+    web_client = build_redis(redis_url, max_connections=2)  # the web role's (request limits too), with its cap
+    RedisBroker(client=web_client)
 
 
 def test_a_unix_socket_url_is_refused_by_the_settings():

@@ -44,6 +44,12 @@ def test_a_missing_required_setting_is_named(name):
     ("BFF_POLL_INTERVAL_SECONDS", "nan", "must be a number of at least 0.01"),
     ("BFF_RESULT_TTL_SECONDS", "0", "must be a number of at least 0.01"),
     ("BFF_LOG_LEVEL", "LOUD", "must be DEBUG"),
+    ("BFF_STORAGE_URL", "https://bucket.s3.amazonaws.com", "s3://BUCKET or s3://BUCKET/PREFIX"),
+    ("BFF_S3_ENDPOINT_URL", "r2.cloudflarestorage.com", "must be an http(s) URL"),
+    ("BFF_S3_ADDRESSING_STYLE", "dns", "must be path or virtual"),
+    ("BFF_STORAGE_LINK_SECONDS", "0", "between 1 and 604800"),
+    ("BFF_STORAGE_LINK_SECONDS", "604801", "between 1 and 604800"),
+    ("BFF_MAX_MODEL_MB", "0", "must be a number of at least 0.01"),
 ])
 def test_a_malformed_setting_is_named(name, value, fragment):
     with pytest.raises(SettingsError) as raised:
@@ -57,6 +63,22 @@ def test_a_malformed_secret_is_not_echoed():
         Settings.from_env({**LIVE, "REDIS_URL": "http://user:hunter2@host"})
 
     assert "hunter2" not in str(raised.value)
+
+
+def test_object_storage_is_off_unless_set_and_its_keys_are_secrets():
+    assert Settings.from_env(LIVE).bff_storage_url is None
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**LIVE, "BFF_STORAGE_URL": "s3://AKIAKEY:hunter2secret@bucket"})
+    assert "hunter2secret" not in str(raised.value)
+
+    settings = Settings.from_env({**LIVE, "BFF_STORAGE_URL": "s3://results/bff", "AWS_REGION": "auto",
+                                  "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cret-value"})
+
+    assert (settings.bff_storage_url, settings.aws_region, settings.bff_storage_link_seconds) == (
+        "s3://results/bff", "auto", 900)
+    assert settings.max_model_bytes == 200 * 1024 * 1024
+    assert {"AKIAEXAMPLE", "s3cret-value"} <= set(settings.secrets())
+    assert "s3cret-value" not in repr(settings)
 
 
 @pytest.mark.parametrize("entry_point", ["import wsgi", "import workers.actors"])

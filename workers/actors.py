@@ -17,11 +17,20 @@ from bff.logs import task_context
 from bff.providers.errors import ProviderError
 from bff.providers.tripo_status import snapshot_from_tripo
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
-from bff.tasks.queue import POLL_QUEUE, POLL_TASKS, REFRESH_OUTPUT_URLS, SUBMIT_QUEUE, SUBMIT_TASK
+from bff.tasks.queue import (
+    POLL_QUEUE,
+    POLL_TASKS,
+    REFRESH_OUTPUT_URLS,
+    STORE_QUEUE,
+    STORE_RESULTS,
+    SUBMIT_QUEUE,
+    SUBMIT_TASK,
+)
 
 from . import runtime
 from .broker import broker, settings  # noqa: F401  (sets the broker before the actors bind to it)
 from .polling import cache_output_urls, poll_cycle
+from .storing import STORE_ATTEMPT_SECONDS, store_results
 from .submission import submit
 
 log = logging.getLogger(__name__)
@@ -77,3 +86,12 @@ def refresh_output_urls(task_id: str, request_id: str) -> None:
             cache_output_urls(worker_runtime, task_id, snapshot_from_tripo(provider_task))
         except ProviderError as error:
             log.warning("could not refresh output urls", extra={"error_code": error.error_code})
+
+
+# Its time limit is the storing lease's: downloads are bounded well within it.
+@dramatiq.actor(actor_name=STORE_RESULTS, queue_name=STORE_QUEUE, max_retries=0, priority=5,
+                time_limit=int(STORE_ATTEMPT_SECONDS * 1000))
+def store_task_results(task_id: str, request_id: str) -> None:
+    worker_runtime = runtime.current()
+    with task_context(task_id, request_id):
+        store_results(worker_runtime, task_id)

@@ -15,10 +15,11 @@ from bff.providers.errors import ProviderError
 from bff.providers.tripo import BATCH_READ_LIMIT
 from bff.providers.tripo_status import TripoSnapshot, snapshot_from_tripo
 from bff.tasks import lifecycle
-from bff.tasks.record import COMPLETED, Service, Task
+from bff.tasks.record import COMPLETED, STORING, Service, Task
 
 from .reconcile import reconcile_open_tasks
 from .runtime import WorkerRuntime
+from .storing import keys_for_read
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,18 @@ def _refresh_batch(runtime: WorkerRuntime, by_provider_id: dict[str, Task]) -> N
 
 
 def apply_tripo_read(runtime: WorkerRuntime, task_id: str, snapshot: TripoSnapshot) -> None:
-    """Write what one Tripo read says into the task record, and cache its output URLs."""
+    """Write what one Tripo read says into the task record, and cache its output URLs.
+    With object storage, a completed read hands the task to a worker to store its files."""
     if snapshot.status == COMPLETED:
         cache_output_urls(runtime, task_id, snapshot)
-    updated = runtime.store.update(task_id, lambda task: lifecycle.settle_from_read(task, snapshot))
+    keys, now = keys_for_read(runtime, task_id, snapshot), time.time()
+    updated = runtime.store.update(task_id, lambda task: lifecycle.settle_from_read(task, snapshot, now=now,
+                                                                                    object_keys=keys))
     if updated and updated.is_terminal:
         with task_context(updated.id, updated.request_id):
             log.info("task ended", extra={"status": updated.status})
+    elif updated and updated.submission == STORING:
+        runtime.queue.store_results(task_id, updated.request_id)
 
 
 def cache_output_urls(runtime: WorkerRuntime, task_id: str, snapshot: TripoSnapshot) -> None:

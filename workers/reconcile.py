@@ -15,10 +15,12 @@ rules:
   rather than after those timeouts, so a dead worker's slots free within seconds;
 - a task past its deadline fails with ``timeout``, unless its provider call is still in
   flight (then the claim rule above settles it) or it waits for provider capacity
-  (capacity always frees up, because tasks in flight are bounded by the deadline);
-- a task not yet sent whose message is overdue (lost with a killed worker, or never
-  enqueued because Redis failed) is nudged again;
-- an index entry whose record is gone (or is final) is dropped.
+  (capacity always frees up, because tasks in flight are bounded by the deadline); a task
+  still storing its files fails with a storage code instead (``lifecycle.deadline_error``);
+- a task not yet sent, or not yet stored, whose message is overdue (lost with a killed
+  worker, or never enqueued because Redis failed) is nudged again;
+- an index entry whose record is gone is dropped, and the credits its task held are
+  refunded (kept in the service's budget: its provider call may have been billed).
 
 Then, for each capacity bucket, the oldest waiting tasks are sent as capacity allows.
 Once an hour the timers of every open task are set again from its record, for records
@@ -36,11 +38,12 @@ from bff.tasks import lifecycle
 from bff.tasks.capacity import all_buckets
 from bff.tasks.error_codes import task_error
 from bff.tasks.lifecycle import CLAIM, DEADLINE, NUDGE
-from bff.tasks.record import CLAIMED, NOT_SUBMITTED, Service, Task
+from bff.tasks.record import CLAIMED, NOT_SUBMITTED, STORING, Service, Task, TaskError
 
 from .heartbeat import TTL_SECONDS as HEARTBEAT_TTL_SECONDS
 from .heartbeat import live_workers
 from .runtime import WorkerRuntime
+from .storing import PAID_IMAGES_SECONDS, discard_upload
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,9 @@ _CALL_MARGIN_SECONDS = 30
 # The longest a provider call can hold a claim: its connect and read timeouts, plus margin.
 CLAIM_TIMEOUT_SECONDS = {
     Service.TRIPO: tripo.CONNECT_TIMEOUT_SECONDS + tripo.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
-    Service.OPENAI: openai.CONNECT_TIMEOUT_SECONDS + openai.READ_TIMEOUT_SECONDS + _CALL_MARGIN_SECONDS,
+    # With object storage, the worker then tries for a while to store the paid images.
+    Service.OPENAI: (openai.CONNECT_TIMEOUT_SECONDS + openai.READ_TIMEOUT_SECONDS + PAID_IMAGES_SECONDS
+                     + _CALL_MARGIN_SECONDS),
 }
 # A task not yet sent whose message has not run this long after it was due is nudged again.
 NUDGE_AFTER_SECONDS = 60
@@ -60,7 +65,7 @@ _BATCH = 200
 
 
 def reconcile_open_tasks(runtime: WorkerRuntime) -> None:
-    runtime.store.index_timers(TIMERS_INDEX_SECONDS)
+    drop_gone(runtime, runtime.store.index_timers(TIMERS_INDEX_SECONDS))
     settle_due_tasks(runtime)
     dispatch_waiting_tasks(runtime)
 
@@ -83,8 +88,8 @@ def settle_due_tasks(runtime: WorkerRuntime) -> None:
     ids = due_task_ids(runtime, time.time())
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
-        tasks = [task for task in store.get_many(batch) if not task.is_terminal]
-        store.forget(set(batch) - {task.id for task in tasks})
+        tasks = store.get_many(batch)
+        drop_gone(runtime, set(batch) - {task.id for task in tasks})
         claimants = {task.claimed_by for task in tasks if task.submission == CLAIMED and task.claimed_by}
         live = live_workers(runtime.services.redis, claimants)
         for task in tasks:
@@ -103,15 +108,32 @@ def _settle(runtime: WorkerRuntime, task: Task, now: float, *, worker_gone: bool
         if task.sending_at is None and (abandoned or claim_age > UNSENT_CLAIM_SECONDS):
             _release_unsent_claim(runtime, task, now)
         elif task.sending_at is not None and (abandoned or claim_age > CLAIM_TIMEOUT_SECONDS[Service(task.service)]):
-            _fail(runtime, task, "provider_outcome_unknown", "the worker stopped during the provider call")
+            _fail(runtime, task, task_error("provider_outcome_unknown", "the worker stopped during the provider call"))
         return
+    overdue = now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS
     if lifecycle.past_deadline(task, now, runtime.settings.bff_task_deadline_seconds):
-        _fail(runtime, task, "timeout")
-    elif task.submission == NOT_SUBMITTED and now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS:
-        if runtime.store.update(task.id, lambda current: lifecycle.nudge(current, now)):
-            runtime.queue.submit(task.id, task.request_id)
-            with task_context(task.id, task.request_id):
-                log.warning("nudged a task whose message was lost")
+        _fail(runtime, task, lifecycle.deadline_error(task))
+    elif task.submission in (NOT_SUBMITTED, STORING) and overdue:
+        _nudge(runtime, task, now)
+
+
+def _nudge(runtime: WorkerRuntime, task: Task, now: float) -> None:
+    """Send the message of a task not yet sent, or not yet stored, again."""
+    if not runtime.store.update(task.id, lambda current: lifecycle.nudge(current, now)):
+        return
+    if task.submission == STORING:
+        runtime.queue.store_results(task.id, task.request_id)
+    else:
+        runtime.queue.submit(task.id, task.request_id)
+    with task_context(task.id, task.request_id):
+        log.warning("nudged a task whose message was lost")
+
+
+def drop_gone(runtime: WorkerRuntime, task_ids: set[str]) -> None:
+    """Tasks whose records are gone (expired, evicted, deleted by hand): their index entries
+    go, and the credits they held are refunded."""
+    runtime.store.forget(task_ids)
+    runtime.services.credits.release_lost(task_ids)
 
 
 def dispatch_waiting_tasks(runtime: WorkerRuntime) -> None:
@@ -119,7 +141,7 @@ def dispatch_waiting_tasks(runtime: WorkerRuntime) -> None:
     for bucket in all_buckets(runtime.settings):
         oldest = store.oldest_waiting(bucket, store.free_capacity(bucket))
         tasks = store.get_many(oldest)
-        store.forget(set(oldest) - {task.id for task in tasks})
+        drop_gone(runtime, set(oldest) - {task.id for task in tasks})
         for task in tasks:
             # A dispatched message that is lost is sent again once the mark expires.
             if store.mark_dispatched(task.id, NUDGE_AFTER_SECONDS):
@@ -133,8 +155,9 @@ def _release_unsent_claim(runtime: WorkerRuntime, task: Task, now: float) -> Non
             log.warning("released the claim of a worker that stopped before sending; sending again")
 
 
-def _fail(runtime: WorkerRuntime, task: Task, code: str, detail: str | None = None) -> None:
-    failed = runtime.store.update(task.id, lambda current: lifecycle.fail(current, task, task_error(code, detail)))
+def _fail(runtime: WorkerRuntime, task: Task, error: TaskError) -> None:
+    failed = runtime.store.update(task.id, lambda current: lifecycle.fail(current, task, error))
     if failed:
+        discard_upload(runtime, failed)
         with task_context(failed.id, failed.request_id):
-            log.warning("task failed by reconciliation", extra={"error_code": code})
+            log.warning("task failed by reconciliation", extra={"error_code": error.code})

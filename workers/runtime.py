@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bff.metrics import Metrics
 from bff.providers.openai import OpenAIClient
 from bff.providers.tripo import TripoClient
+from bff.results.object_store import ObjectStore
 from bff.settings import Settings
 from bff.tasks.queue import TaskQueue
 from bff.tasks.services import Services
@@ -41,6 +42,10 @@ class WorkerRuntime:
     @property
     def metrics(self) -> Metrics:
         return self.services.metrics
+
+    @property
+    def objects(self) -> ObjectStore | None:
+        return self.services.objects
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerRuntime:

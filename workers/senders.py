@@ -15,6 +15,7 @@ from collections.abc import Callable
 from bff.providers.openai_requests import openai_edit_request
 from bff.providers.tripo_requests import tripo_create_request
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.task_files import load_upload
 from bff.tasks import lifecycle
 from bff.tasks.error_codes import task_error
 from bff.tasks.image_formats import sniff_format
@@ -22,7 +23,9 @@ from bff.tasks.lifecycle import TaskChange
 from bff.tasks.record import IMAGE_FORMAT, IMAGES, PROCESSING, Service, Task
 from bff.tasks.store import TaskStore
 
+from .backoff import backoff_seconds
 from .runtime import WorkerRuntime
+from .storing import put_paid_images
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +58,42 @@ def send_to_tripo(runtime: WorkerRuntime, claimed: Task) -> TaskChange:
 
 
 def send_to_openai(runtime: WorkerRuntime, claimed: Task) -> TaskChange:
-    """Run the edit; its images come back in the answer, so the task completes here."""
+    """Run the edit; its images come back in the answer, so the task completes here (with
+    object storage, once they are in the bucket: at once, or later from Redis)."""
     store = runtime.store
-    upload = store.upload(claimed.id)
+    upload = load_upload(runtime.objects, store, claimed)
     if upload is None:
         raise MissingUpload(claimed.id)
     mark_sending(store, claimed, status=PROCESSING)
     images, request_id = runtime.openai.edit_image(openai_edit_request(claimed, upload, runtime.settings))
     log.info("edited", extra={"images": len(images), "provider_request_id": request_id})
-    keep_until = lifecycle.deadline_at(claimed, runtime.settings.bff_task_deadline_seconds)
-    if not _kept(lambda: store.save_images(claimed.id, images), keep_until):
-        log.error("could not store paid images before the deadline", extra={"provider_request_id": request_id})
-        error = task_error("result_not_kept", provider_request_id=request_id)
-        return lambda current: lifecycle.fail(current, claimed, error, provider_request_id=request_id)
     outputs = {IMAGES: len(images), IMAGE_FORMAT: sniff_format(images[0]) or "PNG"}
-    completed_at = time.time()
-    return lambda current: lifecycle.completed_by_provider(
-        current, claimed, outputs=outputs, provider_request_id=request_id, now=completed_at)
+    now = time.time()
+    if runtime.objects is None:
+        return _kept_in_redis(runtime, claimed, images, request_id, lambda current: lifecycle.completed_by_provider(
+            current, claimed, outputs=outputs, provider_request_id=request_id, now=now))
+    keys, stored = put_paid_images(runtime.objects, claimed.id, images, outputs)
+    if stored:
+        return lambda current: lifecycle.completed_by_provider(
+            current, claimed, outputs=outputs, provider_request_id=request_id, now=now, object_keys=keys)
+    # The storage cannot take them now: they wait in Redis, and a worker stores them later.
+    delay = backoff_seconds(1)
+    runtime.queue.store_results(claimed.id, claimed.request_id, delay_seconds=delay)
+    return _kept_in_redis(runtime, claimed, images, request_id, lambda current: lifecycle.storing_after_call(
+        current, claimed, outputs=outputs, provider_request_id=request_id, now=now, object_keys=keys,
+        next_attempt_at=now + delay))
+
+
+def _kept_in_redis(runtime: WorkerRuntime, claimed: Task, images: list[bytes], request_id: str | None,
+                   then: TaskChange) -> TaskChange:
+    """Keep paid images in Redis (trying until the task's deadline), then record ``then``;
+    or fail the task as a paid result not kept."""
+    keep_until = lifecycle.deadline_at(claimed, runtime.settings.bff_task_deadline_seconds)
+    if _kept(lambda: runtime.store.save_images(claimed.id, images), keep_until):
+        return then
+    log.error("could not store paid images before the deadline", extra={"provider_request_id": request_id})
+    error = task_error("result_not_kept", provider_request_id=request_id)
+    return lambda current: lifecycle.fail(current, claimed, error, provider_request_id=request_id)
 
 
 def _kept(write: Callable[[], None], until: float) -> bool:

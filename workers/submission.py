@@ -16,16 +16,18 @@ import time
 from bff.logs import redact
 from bff.providers.errors import RETRY, UNKNOWN, ProviderError
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.object_store import StorageUnavailable
 from bff.tasks import lifecycle
 from bff.tasks.capacity import bucket_for
 from bff.tasks.error_codes import task_error
 from bff.tasks.lifecycle import TaskChange
-from bff.tasks.record import CLAIMED, Task
+from bff.tasks.record import CLAIMED, UPLOAD, Task
 from bff.tasks.store import TaskStore
 
 from .backoff import backoff_seconds
 from .runtime import WorkerRuntime
 from .senders import SENDERS, ClaimLost
+from .storing import discard_upload
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,17 @@ def submit(runtime: WorkerRuntime, task_id: str) -> float | None:
         # Still waiting (another task took the capacity first): let the next poll cycle
         # dispatch it again rather than after the dispatch mark expires.
         store.clear_dispatched(task_id)
+        discard_upload(runtime, claimed)  # it may have ended here, too late to be sent
         log.info("not sent now: task ended, already claimed, or waiting for provider capacity")
         return None
+    retry_in = _send(runtime, claimed)
+    if UPLOAD in claimed.object_keys:
+        discard_upload(runtime, store.get(task_id))  # kept in the bucket until the task ends
+    return retry_in
+
+
+def _send(runtime: WorkerRuntime, claimed: Task) -> float | None:
+    store = runtime.store
     try:
         finish = SENDERS[claimed.service](runtime, claimed)
     except ClaimLost:
@@ -59,11 +70,15 @@ def submit(runtime: WorkerRuntime, task_id: str) -> float | None:
         return None
     except ProviderError as error:
         return _handle_failure(runtime, claimed, error)
+    except StorageUnavailable as error:
+        # Reading the input image from the bucket failed: nothing was sent, so it costs nothing.
+        log.warning("the input image could not be read from storage; sending later", extra={"error": error.detail})
+        return _retry_later(runtime, claimed, rate_limited=False)
     except Exception:
         log.exception("submission crashed")
-        store.update(task_id, lambda current: lifecycle.fail(current, claimed, task_error("internal_error")))
+        store.update(claimed.id, lambda current: lifecycle.fail(current, claimed, task_error("internal_error")))
         return None
-    _record_outcome(store, task_id, finish)
+    _record_outcome(store, claimed.id, finish)
     return None
 
 
@@ -80,6 +95,15 @@ def _record_outcome(store: TaskStore, task_id: str, finish: TaskChange) -> None:
             time.sleep(_RECORD_PAUSE_SECONDS * attempt)
 
 
+def _retry_later(runtime: WorkerRuntime, claimed: Task, *, rate_limited: bool,
+                 retry_after: float | None = None) -> float | None:
+    """Send the task again after a backoff; only for failures that provably cost nothing."""
+    delay = backoff_seconds(claimed.submit_tries + 1, retry_after)
+    retried = runtime.store.update(claimed.id, lambda current: lifecycle.retry_later(
+        current, claimed, rate_limited=rate_limited, next_attempt_at=time.time() + delay))
+    return delay if retried else None
+
+
 def _handle_failure(runtime: WorkerRuntime, claimed: Task, error: ProviderError) -> float | None:
     log.warning("submission failed", extra={"outcome": error.outcome, "error_code": error.error_code,
                                             "provider_code": error.provider_code, "provider_message": error.detail,
@@ -87,10 +111,7 @@ def _handle_failure(runtime: WorkerRuntime, claimed: Task, error: ProviderError)
     # Waiting for provider capacity (a 429) is not a fault and does not count.
     faults = claimed.submit_faults + (0 if error.rate_limited else 1)
     if error.outcome == RETRY and faults < error.max_attempts:
-        delay = backoff_seconds(claimed.submit_tries + 1, error.retry_after)
-        retried = runtime.store.update(claimed.id, lambda current: lifecycle.retry_later(
-            current, claimed, rate_limited=error.rate_limited, next_attempt_at=time.time() + delay))
-        return delay if retried else None
+        return _retry_later(runtime, claimed, rate_limited=error.rate_limited, retry_after=error.retry_after)
     detail = None if error.outcome == UNKNOWN else redact(error.detail, runtime.settings.secrets())
     runtime.store.update(claimed.id, lambda current: lifecycle.fail(
         current, claimed, task_error(error.error_code, detail),

@@ -24,6 +24,13 @@ MULTIVIEW_SLOTS = 4
 # the closest live capability.
 REFINE_TEXTURE_QUALITY = "detailed"
 
+# The create paths (what each kind is priced by: bff.credits.pricing).
+TEXT_TO_MODEL_PATH = "/generation/text-to-model"
+IMAGE_TO_MODEL_PATH = "/generation/image-to-model"
+MULTIVIEW_TO_MODEL_PATH = "/generation/multiview-to-model"
+TEXTURE_MODEL_PATH = "/models/texture"
+CONVERT_MODEL_PATH = "/models/convert"
+
 
 # Conversion (POST /models/convert). Whether Tripo accepts a lower-case format name is
 # uncertain (providers.md); the official SDKs send upper case, and this is the one place
@@ -77,7 +84,7 @@ def _texture_flags(texture: bool) -> dict:
 
 
 def _text_to_model(params: dict, settings: Settings) -> tuple[str, dict]:
-    return "/generation/text-to-model", {
+    return TEXT_TO_MODEL_PATH, {
         "prompt": styled_prompt(params["prompt"], params.get("style"), Service.TRIPO),
         "model": settings.tripo_model_version,
         **_texture_flags(params["texture"]),
@@ -85,7 +92,7 @@ def _text_to_model(params: dict, settings: Settings) -> tuple[str, dict]:
 
 
 def _single_image(url: str, texture: bool, settings: Settings) -> tuple[str, dict]:
-    return "/generation/image-to-model", {
+    return IMAGE_TO_MODEL_PATH, {
         "input": url,
         "model": settings.tripo_model_version,
         **_texture_flags(texture),
@@ -100,7 +107,7 @@ def _image_to_model(params: dict, settings: Settings) -> tuple[str, dict]:
     views = list(params["image_urls"]) + [None] * (MULTIVIEW_SLOTS - len(params["image_urls"]))
     if sum(view is not None for view in views) == 1:
         return _single_image(views[0], params["texture"], settings)
-    return "/generation/multiview-to-model", {
+    return MULTIVIEW_TO_MODEL_PATH, {
         "inputs": [MISSING_VIEW if view is None else view for view in views],
         "model": settings.tripo_model_version,
         **_texture_flags(params["texture"]),
@@ -108,7 +115,7 @@ def _image_to_model(params: dict, settings: Settings) -> tuple[str, dict]:
 
 
 def _refine_model(params: dict, settings: Settings) -> tuple[str, dict]:
-    return "/models/texture", {
+    return TEXTURE_MODEL_PATH, {
         "input": params["draft_provider_task_id"],
         "model": settings.tripo_refine_model_version,
         "texture": True,
@@ -121,7 +128,7 @@ def _convert_model(params: dict, settings: Settings) -> tuple[str, dict]:
     """No ``model`` field: a conversion has no model version."""
     changed = {name: params[name] for name, tripo_default in TRIPO_CONVERT_DEFAULTS.items()
                if params[name] not in (None, tripo_default)}
-    return "/models/convert", {
+    return CONVERT_MODEL_PATH, {
         "input": params[conversions.SOURCE_PROVIDER_TASK],
         "format": convert_format_name(params["format"]),
         **changed,

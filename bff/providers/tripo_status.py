@@ -8,6 +8,7 @@ deadline bounds it. Each read is parsed once, here, into a ``TripoSnapshot``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -37,6 +38,9 @@ class TripoSnapshot:
     preview_url: str | None = None
     error: TaskError | None = None
     provider_error_code: str | None = None
+    # What Tripo says the task cost (``credits_consumed``), read only when it has ended:
+    # a running task's figure is not what it is billed.
+    credits_consumed: float | None = None
 
     @property
     def urls(self) -> dict[str, str]:
@@ -60,19 +64,21 @@ def snapshot_from_tripo(task: dict) -> TripoSnapshot:
     if status == "queued":
         return TripoSnapshot(PENDING, 0)
     if status == "success":
-        return _completed(task.get("output"))
+        return _completed(task.get("output"), _credits(task.get("credits_consumed")))
     if status in _FAILURE_CODES:
         return _failed(status, task)
     return TripoSnapshot(PROCESSING, min(progress, 99))
 
 
-def _completed(output) -> TripoSnapshot:
+def _completed(output, credits_consumed: float | None) -> TripoSnapshot:
     output = output if isinstance(output, dict) else {}
     # providers.md: prefer model_url; older names may appear.
     model_url, preview_url = _first_url(output, _MODEL_KEYS), _first_url(output, _PREVIEW_KEYS)
     if not model_url:
-        return TripoSnapshot(FAILED, 100, error=task_error("provider_failed", "success without a model"))
-    return TripoSnapshot(COMPLETED, 100, model_url=model_url, preview_url=preview_url)
+        return TripoSnapshot(FAILED, 100, error=task_error("provider_failed", "success without a model"),
+                             credits_consumed=credits_consumed)
+    return TripoSnapshot(COMPLETED, 100, model_url=model_url, preview_url=preview_url,
+                         credits_consumed=credits_consumed)
 
 
 def _failed(status: str, task: dict) -> TripoSnapshot:
@@ -83,7 +89,19 @@ def _failed(status: str, task: dict) -> TripoSnapshot:
         _progress(task.get("progress")),
         error=task_error(_FAILURE_CODES[status], str(detail)[:300]),
         provider_error_code=None if provider_code is None else str(provider_code),
+        credits_consumed=_credits(task.get("credits_consumed")),
     )
+
+
+def _credits(value) -> float | None:
+    """Tripo's ``credits_consumed`` (a decimal, as a number or a string); None when absent or unreadable."""
+    if isinstance(value, bool):
+        return None
+    try:
+        credits = float(value)
+    except (TypeError, ValueError):
+        return None
+    return credits if math.isfinite(credits) and credits >= 0 else None
 
 
 def _first_url(output: dict, keys: tuple[str, ...]) -> str | None:

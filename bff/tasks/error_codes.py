@@ -80,6 +80,23 @@ TASK_ERROR_CODES: dict[str, tuple[str, str]] = {
         "The service failed while handling this task.",
         "Try again; report it with the task id if it persists.",
     ),
+    # Results in object storage (bff/results): the provider finished, its files were not kept.
+    "result_storage_failed": (
+        "The model was generated but could not be stored: the file storage stayed unavailable until the deadline.",
+        "Submit again; operator: check the file storage.",
+    ),
+    "result_too_large": (
+        "The generated model is larger than this service keeps.",
+        "Submit again, perhaps with a simpler model; operator: see BFF_MAX_MODEL_MB.",
+    ),
+    "result_invalid": (
+        "The provider's file was damaged or not of the expected type, so it was not kept.",
+        "Submit again; report it with the task id if it persists.",
+    ),
+    "result_unavailable": (
+        "The provider finished the task but refused to hand over its file.",
+        "Submit again.",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 
 
 def sniff_format(data: bytes) -> str | None:

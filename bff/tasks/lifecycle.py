@@ -16,7 +16,16 @@ Submission states (``Task.submission``) and the transitions between them::
                                                                                │ sent / completed_by_provider
                                                                                ▼
                                                            submitted ── settle_from_read ──▶ completed | failed
-                                                                     └──── provider_lost ────▶ failed
+                                                               │     └──── provider_lost ────▶ failed
+                             settle_from_read (a completed     │
+                             read, object storage configured)  ▼
+    claimed, sending_at set ── storing_after_call ──────────▶ storing ── files_stored ──▶ completed
+      (paid images that storage could not take yet)            │  ▲  └── storing_failed ──▶ failed
+                                                               └──┘ store_again_at (storage or source down)
+
+    With object storage configured a task completes only once its files are in the bucket:
+    ``storing`` is processing at 99 for the client, its deadline counts from when it began,
+    and past it the task fails with a storage code (``deadline_error``).
 
     A task whose request was answered with an error is ``withdraw``n before it is claimed.
     From any open state: ``fail`` (deadline, a final provider answer, an outcome that
@@ -35,7 +44,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .error_codes import task_error
-from .record import CLAIMED, COMPLETED, NOT_SUBMITTED, PENDING, PROCESSING, SUBMITTED, WAITING, Task, TaskError
+from .record import (
+    CLAIMED,
+    COMPLETED,
+    IMAGES,
+    NOT_SUBMITTED,
+    PENDING,
+    PROCESSING,
+    STORING,
+    SUBMITTED,
+    WAITING,
+    Task,
+    TaskError,
+)
 
 if TYPE_CHECKING:
     from bff.providers.tripo_status import TripoSnapshot
@@ -95,12 +116,61 @@ def sent(current: Task, seen: Task, *, provider_task_id: str, now: float) -> Tas
 
 
 def completed_by_provider(current: Task, seen: Task, *, outputs: dict, provider_request_id: str | None,
-                          now: float) -> Task | None:
-    """A provider that answers with the result itself (an OpenAI edit): done in one step."""
+                          now: float, object_keys: dict | None = None) -> Task | None:
+    """A provider that answers with the result itself (an OpenAI edit): done in one step
+    (with storage configured, once its files are stored under ``object_keys``)."""
     if not same_attempt(current, seen):
         return None
     return current.evolve(status=COMPLETED, progress=100, submission=SUBMITTED, submitted_at=now,
-                          provider_request_id=provider_request_id, outputs=outputs)
+                          provider_request_id=provider_request_id, outputs=outputs,
+                          object_keys={**current.object_keys, **(object_keys or {})})
+
+
+def storing_after_call(current: Task, seen: Task, *, outputs: dict, provider_request_id: str | None, now: float,
+                       object_keys: dict, next_attempt_at: float) -> Task | None:
+    """A provider answered with the result itself, but storage could not take its files
+    yet: they are kept elsewhere meanwhile, and storing is tried again at ``next_attempt_at``."""
+    if not same_attempt(current, seen):
+        return None
+    answered = current.evolve(submitted_at=now, provider_request_id=provider_request_id)
+    return _storing(answered, outputs=outputs, object_keys=object_keys, now=now, next_attempt_at=next_attempt_at)
+
+
+def _storing(current: Task, *, outputs: dict, object_keys: dict, now: float, next_attempt_at: float) -> Task:
+    # A fresh deadline: the provider's time must not eat the time to keep a paid result.
+    return current.evolve(status=PROCESSING, progress=99, submission=STORING, outputs=outputs,
+                          object_keys={**current.object_keys, **object_keys}, deadline_from=now,
+                          next_attempt_at=next_attempt_at)
+
+
+def files_stored(current: Task, outputs: dict) -> Task | None:
+    """Every file is in the bucket: the task completes (``outputs`` as stored)."""
+    if current.submission != STORING:
+        return None
+    return current.evolve(status=COMPLETED, progress=100, outputs=outputs)
+
+
+def store_again_at(current: Task, next_attempt_at: float) -> Task | None:
+    """Storing failed in a way that may pass (storage or the provider's file server down)."""
+    if current.submission != STORING:
+        return None
+    return current.evolve(next_attempt_at=next_attempt_at, store_tries=current.store_tries + 1)
+
+
+def storing_failed(current: Task, error: TaskError) -> Task | None:
+    """A file that will never be kept (too large, damaged, refused by its source)."""
+    return current.failed(error) if current.submission == STORING else None
+
+
+def deadline_error(task: Task) -> TaskError:
+    """What a task past its deadline fails with: ``timeout``, or, when its result was made
+    but its files are not all stored, a storage code (paid images: the code of a paid result
+    not kept, naming OpenAI's request)."""
+    if task.submission != STORING:
+        return task_error("timeout")
+    if IMAGES in task.object_keys:
+        return task_error("result_not_kept", provider_request_id=task.provider_request_id)
+    return task_error("result_storage_failed")
 
 
 def retry_later(current: Task, seen: Task, *, rate_limited: bool, next_attempt_at: float) -> Task | None:
@@ -129,8 +199,8 @@ def release_unsent_claim(current: Task, seen: Task, now: float) -> Task | None:
 
 
 def nudge(current: Task, now: float) -> Task | None:
-    """A task not yet sent whose message is overdue: due again now."""
-    return current.evolve(next_attempt_at=now) if current.submission == NOT_SUBMITTED else None
+    """A task not yet sent, or not yet stored, whose message is overdue: due again now."""
+    return current.evolve(next_attempt_at=now) if current.submission in (NOT_SUBMITTED, STORING) else None
 
 
 def provider_lost(current: Task) -> Task | None:
@@ -146,11 +216,16 @@ def withdraw(current: Task, seen: Task) -> Task | None:
     return current.failed(task_error("request_not_accepted"))
 
 
-def settle_from_read(current: Task, snapshot: TripoSnapshot) -> Task | None:
+def settle_from_read(current: Task, snapshot: TripoSnapshot, *, now: float,
+                     object_keys: dict | None = None) -> Task | None:
     """What a provider read says about a submitted task; None when nothing changed.
-    Progress never goes backwards while the task runs."""
+    Progress never goes backwards while the task runs. With ``object_keys`` (object
+    storage configured), a completed read moves the task to storing its files under them."""
     if current.submission != SUBMITTED:
         return None
+    if snapshot.status == COMPLETED and object_keys is not None:
+        made = current.evolve(credits_consumed=snapshot.credits_consumed)
+        return _storing(made, outputs=snapshot.outputs, object_keys=object_keys, now=now, next_attempt_at=now)
     if snapshot.status == PROCESSING:
         progress = max(current.progress, snapshot.progress)
     else:
@@ -161,6 +236,7 @@ def settle_from_read(current: Task, snapshot: TripoSnapshot) -> Task | None:
         "outputs": snapshot.outputs or current.outputs,
         "error": snapshot.error,
         "provider_error_code": snapshot.provider_error_code,
+        "credits_consumed": snapshot.credits_consumed,
     }
     if all(getattr(current, name) == value for name, value in changes.items()):
         return None
@@ -172,8 +248,8 @@ def settle_from_read(current: Task, snapshot: TripoSnapshot) -> Task | None:
 # tasks whose clock has run that long. A task has the timers of its state alone: one
 # waiting for capacity has none and costs nothing until it is dispatched; a terminal one
 # has none.
-DEADLINE = "deadline"  # not sent, or sent and running: fails with timeout
-NUDGE = "nudge"  # not sent: its message may be lost
+DEADLINE = "deadline"  # not sent, running, or storing its files: fails past its deadline
+NUDGE = "nudge"  # not sent, or not stored: its message may be lost
 CLAIM = "claim"  # claimed: its worker may have died
 TIMERS = (DEADLINE, NUDGE, CLAIM)
 
@@ -181,7 +257,7 @@ TIMERS = (DEADLINE, NUDGE, CLAIM)
 def timer_origins(task: Task) -> dict[str, float]:
     if task.is_terminal:
         return {}
-    if task.submission == NOT_SUBMITTED:
+    if task.submission in (NOT_SUBMITTED, STORING):  # not sent, or its files not yet stored
         return {DEADLINE: deadline_origin(task), NUDGE: task.next_attempt_at or task.created_at}
     if task.submission == SUBMITTED:
         return {DEADLINE: deadline_origin(task)}

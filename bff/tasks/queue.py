@@ -14,10 +14,12 @@ import dramatiq
 
 SUBMIT_QUEUE = "submit"
 POLL_QUEUE = "poll"
+STORE_QUEUE = "store"
 
 SUBMIT_TASK = "submit_task"
 POLL_TASKS = "poll_tasks"
 REFRESH_OUTPUT_URLS = "refresh_output_urls"
+STORE_RESULTS = "store_results"
 
 
 class TaskQueue:
@@ -36,6 +38,9 @@ class TaskQueue:
 
     def refresh_output_urls(self, task_id: str, request_id: str) -> None:
         self._send(POLL_QUEUE, REFRESH_OUTPUT_URLS, task_id, request_id)
+
+    def store_results(self, task_id: str, request_id: str, delay_seconds: float | None = None) -> None:
+        self._send(STORE_QUEUE, STORE_RESULTS, task_id, request_id, delay_seconds=delay_seconds)
 
     def _send(self, queue_name: str, actor_name: str, *args, delay_seconds: float | None = None) -> None:
         message: dramatiq.Message = dramatiq.Message(

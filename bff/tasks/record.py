@@ -51,6 +51,9 @@ NOT_SUBMITTED = "not_submitted"
 WAITING = "waiting"  # for provider capacity, in its bucket's queue (see bff.tasks.capacity)
 CLAIMED = "claimed"
 SUBMITTED = "submitted"
+# The provider is done and its result paid for: with object storage configured, the files
+# are being kept in the bucket; the task completes only once they all are (processing, 99).
+STORING = "storing"
 
 # Keys of ``Task.outputs``: a model task keeps {MODEL: its file format (a name of
 # bff.tasks.model_formats: "glb", "usdz", "stl", "zip"...), PREVIEW: "png"}; an
@@ -59,6 +62,9 @@ MODEL = "model"
 PREVIEW = "preview"
 IMAGES = "images"
 IMAGE_FORMAT = "image_format"
+# Keys of ``Task.object_keys`` (where the task's files are in object storage): MODEL and
+# PREVIEW (one key each), IMAGES (a list of keys, in order) and UPLOAD (the input image).
+UPLOAD = "upload"
 
 
 def new_task_id() -> str:
@@ -95,9 +101,15 @@ class Task:
     provider_task_id: str | None = None
     submitted_at: float | None = None
     outputs: dict = field(default_factory=dict)
+    object_keys: dict = field(default_factory=dict)  # by output key (and UPLOAD); never shown to a client
+    store_tries: int = 0  # attempts to store the results that failed and were retried
     error: TaskError | None = None
     provider_error_code: str | None = None
     provider_request_id: str | None = None
+    # Credits held for the task from its acceptance to its end ({"user", "day", "price"}:
+    # bff.credits.book.Reservation), and what the provider reported the task cost.
+    reservation: dict | None = None
+    credits_consumed: float | None = None
 
     @classmethod
     def new(cls, *, service: str, kind: str, params: dict, request_id: str, client: str = "") -> Task:

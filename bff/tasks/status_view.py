@@ -11,7 +11,6 @@ A view is a Redis hash:
   ``BASE_MARK`` where its scheme and host go (they come from each request);
 - ``waiting``: the capacity queue the task waits in, when it does (its position is read
   per request, as it changes without the task changing);
-- ``images``: present on a completed task with images (``?include=b64_json``);
 - ``lists_conversions``: present on a completed model (its conversions change without it
   changing: each is read from its own view per request);
 - ``conversion``, ``created_at``: on a conversion task, the entry its model lists.
@@ -79,8 +78,6 @@ def view_fields(task: Task, waiting_queue: str | None) -> dict[str, str]:
     fields = {"client": task.client, "service": task.service, "body": _rendered(body)}
     if waiting_queue is not None:
         fields["waiting"] = waiting_queue
-    if links and IMAGES in task.outputs:
-        fields["images"] = "1"
     if task.is_model and task.status == COMPLETED:  # only a completed model can have been converted
         fields["lists_conversions"] = "1"
     if task.kind == Kind.CONVERT_MODEL:

@@ -10,7 +10,8 @@ Keys (all under ``bff:``):
 - ``task:{id}:urls``: the provider's signed output URLs, kept only as long as they live.
 - ``task:{id}:upload``: an uploaded input image (hash: data, content_type, filename),
   deleted when the task ends.
-- ``task:{id}:images``: the images a task produced (a list), kept as long as the task.
+- ``task:{id}:images``: the images a task produced (a list), kept as long as the task; with
+  object storage, only while storage cannot take them (deleted as the task completes).
 - ``task:{id}:conversions``: a model's conversions (hash: the format and options of a
   conversion, see ``bff.tasks.conversions``, to the id of the latest such conversion task).
 - ``task:{id}:view``: what the status route serves (see ``bff.tasks.status_view``),
@@ -25,6 +26,11 @@ Keys (all under ``bff:``):
 Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
 the record, applies a pure change function, and writes the record and its index entries
 together. A terminal record is final: no change applies to it.
+
+Two hooks let another part of the service act atomically with a task's life without the
+store knowing it (the credits, see ``bff.credits``): an *admission* checked and written by
+the script that records a task (a refusal writes nothing), and *end commands* run in the
+transaction that makes a task terminal (exactly once per task).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import redis
 from . import conversions, status_view
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TIMERS, TaskChange, timer_origins
-from .record import CLAIMED, SUBMITTED, WAITING, Service, Task, Upload
+from .record import CLAIMED, COMPLETED, IMAGES, STORING, SUBMITTED, WAITING, Service, Task, Upload
 
 if TYPE_CHECKING:
     from bff.metrics import Metrics
@@ -92,18 +98,44 @@ class Remembered:
     ttl_seconds: int
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What a new task must pass, and what it writes besides its own records, in the
+    script that records it: ``check_args`` go to the store's admission check (which
+    reads Redis and refuses, or not, before anything is written); ``writes`` run only
+    when the task is recorded. Commands are lists: name, key, arguments."""
+
+    check_args: list
+    writes: list[list]
+
+
+class CreateRefused(Exception):
+    """The admission check refused the task: nothing was written. ``reason`` is the check's word."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 # What a task's record holds once the task is void: see TaskStore.resolve_create.
 _VOID = "void"
 
 # Creates the record unless the key holds anything (a record, or the void mark), then runs
 # the other writes (each given as its length followed by its words). 1: recorded now, or
-# by an earlier run of this same call (the key holds this very record); 0: not recorded.
+# by an earlier run of this same call (the key holds this very record); 0: not recorded;
+# a word: the admission check refused (ARGV[4] counts its arguments, which follow).
+# Every check comes before any write: a script that stops half way keeps what it wrote.
 _CREATE = """
 local unpack = unpack or table.unpack
 local existing = redis.call('GET', ARGV[1])
 if existing then return existing == ARGV[2] and 1 or 0 end
+local checked = 4 + tonumber(ARGV[4])
+if checked > 4 then
+  local refusal = admit({unpack(ARGV, 5, checked)})
+  if refusal then return refusal end
+end
 redis.call('SET', ARGV[1], ARGV[2], 'EX', ARGV[3])
-local i = 4
+local i = checked + 1
 while i <= #ARGV do
   local length = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + length))
@@ -111,6 +143,13 @@ while i <= #ARGV do
 end
 return 1
 """
+
+
+def _create_script(admission_check: str) -> str:
+    """The create script with ``admission_check`` as the body of ``admit(args)``: Lua that
+    reads what it needs and returns a refusal word, or nothing to admit the task."""
+    return f"local function admit(args)\n{admission_check}\nend\n{_CREATE}"
+
 
 # 1 when the record exists; otherwise the key is marked void for as long as a record could live.
 _RESOLVE = """
@@ -127,9 +166,12 @@ class TaskVoided(Exception):
 
 class TaskStore:
     def __init__(self, client: redis.Redis, *, retention_seconds: float, open_ttl_seconds: float,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, admission_check: str = "",
+                 end_commands: Callable[[Task], list[list]] | None = None):
         self._redis = client
-        self._create_script = client.register_script(_CREATE)
+        self._create_script = client.register_script(_create_script(admission_check))
+        # Commands to run in the transaction that ends a task (see the module docstring).
+        self._end_commands = end_commands
         self._resolve_script = client.register_script(_RESOLVE)
         # Counts tasks created and ended in the very writes that create and end them.
         self._metrics = metrics
@@ -137,19 +179,23 @@ class TaskStore:
         # A backstop: an open record outlives its deadline only if no worker ever runs.
         self._open_ttl_seconds = max(1, int(open_ttl_seconds))
 
-    def create(self, task: Task, upload: Upload | None = None, remember: Remembered | None = None) -> None:
-        """Record a new task, with its uploaded input when it has one and a value to
-        remember alongside (an idempotency answer): all or nothing, in one script.
+    def create(self, task: Task, upload: Upload | None = None, remember: Remembered | None = None,
+               admission: Admission | None = None) -> None:
+        """Record a new task, with its uploaded input when it has one, a value to
+        remember alongside (an idempotency answer) and what its ``admission`` writes:
+        all or nothing, in one script. Raises ``CreateRefused`` when the admission check
+        refuses the task.
 
         Running it again (redis-py re-sends a command whose reply was lost) changes
         nothing. Once the task is void it never writes: see ``resolve_create``."""
-        if not self._create_script(args=self._create_args(task, upload, remember)):
-            raise TaskVoided(task.id)
+        _check_created(task, self._create_script(args=self._create_args(task, upload, remember, admission)))
 
-    def _create_args(self, task: Task, upload: Upload | None, remember: Remembered | None) -> list:
-        record, *others = self.create_commands(task, upload, remember)
-        args = [record[1], record[2], self._open_ttl_seconds]
-        for command in others:
+    def _create_args(self, task: Task, upload: Upload | None, remember: Remembered | None,
+                     admission: Admission | None, others: list[list] | None = None) -> list:
+        record, *writes = self.create_commands(task, upload, remember)
+        check_args = admission.check_args if admission else []
+        args = [record[1], record[2], self._open_ttl_seconds, len(check_args), *check_args]
+        for command in [*writes, *(others or []), *(admission.writes if admission else [])]:
             args += [len(command), *command]
         return args
 
@@ -179,12 +225,16 @@ class TaskStore:
         key holds a void mark, so a create that reaches Redis later writes nothing)."""
         return bool(self._resolve_script(keys=[task_key(task.id)], args=[self._open_ttl_seconds, _VOID]))
 
-    def create_conversion(self, task: Task, remember: Remembered | None = None) -> Task | None:
+    def create_conversion(self, task: Task, remember: Remembered | None = None,
+                          admission: Admission | None = None) -> Task | None:
         """Record a conversion task and index it under its model, in one transaction; or,
         when the model already has a conversion of the same format and options that has
         not failed, record nothing and return that one (so two taps make one conversion)."""
         index = task_key(task.params[conversions.SOURCE], "conversions")
         fingerprint = conversions.fingerprint(task.params)
+        # Written by the create script, so only with the task itself.
+        index_writes: list[list] = [["HSET", index, fingerprint, task.id],
+                                    ["EXPIRE", index, self._open_ttl_seconds]]  # outlives every conversion it names
 
         def body(pipe) -> Task | None:
             earlier_id = pipe.hget(index, fingerprint)
@@ -192,12 +242,8 @@ class TaskStore:
             if earlier is not None and conversions.reusable(earlier):
                 return earlier
             pipe.multi()
-            self._create_script(args=self._create_args(task, None, remember), client=pipe)
-            pipe.hset(index, fingerprint, task.id)
-            pipe.expire(index, self._open_ttl_seconds)  # outlives every conversion it names
-            recorded, *_ = pipe.execute()
-            if not recorded:
-                raise TaskVoided(task.id)
+            self._create_script(args=self._create_args(task, None, remember, admission, index_writes), client=pipe)
+            _check_created(task, pipe.execute()[0])
             return None
 
         return self._optimistic((index,), body)
@@ -366,20 +412,19 @@ class TaskStore:
         """Tasks whose ``timer`` started before ``started_before``, earliest first."""
         return _decoded(self._redis.zrangebyscore(timer_key(timer), "-inf", started_before))
 
-    def index_timers(self, every_seconds: float, batch: int = 200) -> bool:
+    def index_timers(self, every_seconds: float, batch: int = 200) -> set[str]:
         """Once per ``every_seconds`` across processes: set every open task's timers from
         its record. Writes keep them in step; this covers records written by a version
-        before timers (a rolling deploy), and drops the entries of records that are gone.
-        True when this call did it."""
+        before timers (a rolling deploy). Returns the ids of open tasks whose records are
+        gone (none when another call had this period's turn)."""
         if not self._redis.set(_TIMERS_INDEXED, "1", nx=True, px=max(1, int(every_seconds * 1000))):
-            return False
-        ids = self.open_task_ids()
+            return set()
+        ids, gone = self.open_task_ids(), set()
         for start in range(0, len(ids), batch):
             batch_ids = ids[start : start + batch]
             keys = tuple(map(task_key, batch_ids))
-            found = self._optimistic(keys, functools.partial(_index_timers_of, keys=keys))
-            self.forget(set(batch_ids) - found)
-        return True
+            gone |= set(batch_ids) - self._optimistic(keys, functools.partial(_index_timers_of, keys=keys))
+        return gone
 
     def polling_task_ids(self, service: str) -> list[str]:
         """Tasks submitted to ``service`` and still running there, oldest first."""
@@ -428,10 +473,16 @@ class TaskStore:
             pipe.delete(task_key(task.id, "upload"))  # inputs are not kept past their use
             if self._metrics is not None:
                 self._metrics.task_finished(task, pipe=pipe)
+            for command in self._end_commands(task) if self._end_commands else []:
+                pipe.execute_command(*command)
             pipe.zrem(_OPEN, task.id)
             pipe.zrem(_polling_key(task.service), task.id)
         elif task.submission == SUBMITTED:
             pipe.zadd(_polling_key(task.service), {task.id: task.submitted_at or task.updated_at})
+        elif task.submission == STORING:
+            pipe.zrem(_polling_key(task.service), task.id)  # the provider has nothing more to say
+        if task.status == COMPLETED and IMAGES in task.object_keys:
+            pipe.delete(task_key(task.id, "images"))  # paid images kept while storage was down: stored now
         self._write_capacity(pipe, task)
         _write_timers(pipe, task)
 
@@ -490,6 +541,14 @@ def _write_timers(pipe: redis.client.Pipeline, task: Task) -> None:
             pipe.zadd(timer_key(timer), {task.id: origins[timer]})
         else:
             pipe.zrem(timer_key(timer), task.id)
+
+
+def _check_created(task: Task, outcome) -> None:
+    """Raise unless the create script recorded the task (see ``_CREATE``)."""
+    if isinstance(outcome, bytes | str):
+        raise CreateRefused(outcome.decode() if isinstance(outcome, bytes) else outcome)
+    if not outcome:
+        raise TaskVoided(task.id)
 
 
 def _parsed(raw) -> Task | None:

@@ -19,7 +19,8 @@ from bff.web.status_fast_path import StatusFastPath
 from bff.web.status_reads import init_status_reads
 from bff.web.unsettled import UnsettledCreates
 
-from .routes import generate, health, metrics, styles, tasks
+from .cli import credits_cli
+from .routes import generate, health, me, metrics, styles, tasks
 from .services import services
 
 API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos into 3D models
@@ -27,7 +28,7 @@ API_DESCRIPTION = """The makeit3d backend: turns prompts, sketches and photos in
 
 Every generation endpoint answers `202 Accepted` with a `task_id` and a `status_url`;
 poll the status until it is `completed` or `failed`. Errors always have the shape
-`{"code", "status", "message", "errors"?}`; each response carries an `X-Request-ID`.
+`{"code", "status", "message", "reason"?, "errors"?}`; each response carries an `X-Request-ID`.
 """
 
 _SWAGGER_ASSETS = "/docs/assets/"
@@ -45,14 +46,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     log_mode(settings)
     app = Flask(__name__)
     app.config.update(_openapi_config(settings), MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
-    app_services = Services.build(settings)
+    # Bounded: a gevent process serves up to WEB_CONNECTIONS requests at once, and a slow
+    # Redis must not make it open as many connections (plans cap them: Heroku's Mini at 20).
+    app_services = Services.build(settings, max_redis_connections=settings.bff_redis_max_connections)
     app.extensions["bff"] = app_services
     app.extensions["bff_unsettled_creates"] = UnsettledCreates(app_services.redis, app_services.store)
 
     identity = Identity.from_settings(settings)
     # Swagger UI's "Authorize" button then sends the credentials each route needs.
     api = BffApi(app, spec_kwargs={"extra_plugins": [SecurityDocs(identity, sign_in_help(settings))]})
-    for blueprint in (generate.blp, tasks.blp, styles.blp, health.blp):
+    for blueprint in (generate.blp, tasks.blp, me.blp, styles.blp, health.blp):
         api.register_blueprint(blueprint)
     if settings.bff_metrics_token:  # else /metrics does not exist: 404
         app.register_blueprint(metrics.blp)
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_rate_limits(app, app_services.redis)
     reader = init_status_reads(app, app_services.redis, app_services.store)
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
+    app.cli.add_command(credits_cli)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers. Behind
     # it, status reads in their plain form are answered before Flask (see status_fast_path).
     app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

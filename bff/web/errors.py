@@ -3,7 +3,8 @@
 flask-smorest's shape ``{"code", "status", "message", "errors"?}`` is used for every
 status, including the ones raised outside a view (404 on an unknown path, 405, 413) and
 unexpected exceptions (500, whose body never carries the exception's text). Redis being
-unreachable (or too contended to write) is a 503 that tells the client to retry, not a 500.
+unreachable (or too contended to write), or the file storage, is a 503 that tells the
+client to retry, not a 500.
 This is the one place that turns a refusal (``bff.web.refusals``) into an HTTP answer.
 """
 
@@ -18,13 +19,16 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.object_store import StorageUnavailable
 from bff.tasks.store import TransactionContention
 
 from .refusals import (
+    CreditsExhausted,
     InFlight,
     InvalidInput,
     RateLimited,
     Refusal,
+    ServiceBudgetExhausted,
     TaskNotFound,
     TaskNotReady,
     TokenRefused,
@@ -74,7 +78,9 @@ _REFUSAL_STATUSES: dict[type[Refusal], int] = {
     InFlight: 409,
     InvalidInput: 422,
     RateLimited: 429,
+    CreditsExhausted: 429,
     Unavailable: 503,
+    ServiceBudgetExhausted: 503,
 }
 
 
@@ -88,6 +94,7 @@ def register_error_handlers(app) -> None:
     for error_class in (*REDIS_UNAVAILABLE_ERRORS, TransactionContention):
         app.register_error_handler(error_class, _redis_unavailable)
     app.register_error_handler(Refusal, _refused)
+    app.register_error_handler(StorageUnavailable, _storage_unavailable)
 
 
 @dataclass(frozen=True)
@@ -100,16 +107,19 @@ class ErrorAnswer:
 
 
 def error_answer(status: int, message: str, *, errors: dict | None = None,
-                 headers: dict[str, str] | None = None) -> ErrorAnswer:
+                 headers: dict[str, str] | None = None, reason: str | None = None) -> ErrorAnswer:
     body: dict = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
+    if reason:
+        body["reason"] = reason
     if errors:
         body["errors"] = errors
     return ErrorAnswer(status, body, headers or {})
 
 
-def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None):
+def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None,
+                   reason: str | None = None):
     """The one error shape, for answers made outside flask-smorest's own handler."""
-    return _as_response(error_answer(status, message, errors=errors, headers=headers))
+    return _as_response(error_answer(status, message, errors=errors, headers=headers, reason=reason))
 
 
 def _as_response(answer: ErrorAnswer):
@@ -125,7 +135,7 @@ def refusal_answer(refusal: Refusal) -> ErrorAnswer:
         # RFC 6750 section 3; the reasons are fixed phrases (bff.identity.errors), never token text.
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
     return error_answer(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
-                        headers=headers)
+                        headers=headers, reason=refusal.reason)
 
 
 def redis_unavailable_answer(error: Exception) -> ErrorAnswer:
@@ -136,6 +146,12 @@ def redis_unavailable_answer(error: Exception) -> ErrorAnswer:
 
 def _refused(refusal: Refusal):
     return _as_response(refusal_answer(refusal))
+
+
+def _storage_unavailable(error: StorageUnavailable):
+    log.error("file storage unavailable", extra={"error": error.detail})
+    return error_response(503, "File storage is unreachable; retry shortly.",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _redis_unavailable(error: Exception):

@@ -1,12 +1,13 @@
 """Accepting a generation request: the one intake function.
 
 ``accept`` validates what the schemas cannot (the model a refine or a conversion works
-on), applies the Idempotency-Key, records the task and nudges a worker; a conversion
-the model already has (same format and options, not failed) answers instead of a new
-one. The request never calls a provider. The record is written before the message is
-sent, so a worker never receives a message for a task that does not exist. Once the
-record is written the client gets its 202, whatever happens to the message:
-reconciliation sends a task whose message never left.
+on), applies the Idempotency-Key, records the task (reserving its price in credits in
+the same script, when credits are enabled: a refusal records nothing) and nudges a
+worker; a conversion the model already has (same format and options, not failed)
+answers instead of a new one. The request never calls a provider. The record is
+written before the message is sent, so a worker never receives a message for a task
+that does not exist. Once the record is written the client gets its 202, whatever
+happens to the message: reconciliation sends a task whose message never left.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bff.credits.book import CREDITS_EXHAUSTED, SERVICE_BUDGET_EXHAUSTED
 from bff.providers.tripo_requests import conversion_options
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.task_files import keep_upload
 from bff.tasks import conversions
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
-from bff.tasks.store import Remembered
+from bff.tasks.store import Admission, CreateRefused, Remembered
 
 from . import idempotency
-from .refusals import TaskNotFound, TaskNotReady
+from .refusals import CreditsExhausted, Refusal, ServiceBudgetExhausted, TaskNotFound, TaskNotReady
 from .unsettled import UnsettledCreates
 
 log = logging.getLogger(__name__)
@@ -70,13 +73,15 @@ def accept(
         params = _params(services, caller, kind, args)
         task = Task.new(service=service, kind=kind, params=params, request_id=caller.request_id,
                         client=caller.client)
+        task, admission = services.credits.reserve(task, caller.claims)
+        task, upload = keep_upload(services.objects, task, upload)  # with storage: in the bucket, not Redis
         accepted = Accepted(accepted_body(task, status_url(task)), status_url(task))
         remember = idempotency.answer_to_remember(claim, accepted.body, accepted.location) if claim else None
     except BaseException:
         if claim:
             idempotency.abandon(services.redis, claim)
         raise
-    earlier = _record(services, task, upload, remember, claim, unsettled)
+    earlier = _record(services, task, upload, remember, claim, unsettled, admission)
     if earlier is not None:
         # Nothing new to remember: a retry with the key finds the same conversion again.
         if claim:
@@ -90,7 +95,7 @@ def accept(
 
 
 def _record(services: Services, task: Task, upload: Upload | None, remember: Remembered | None,
-            claim: idempotency.Claim | None, unsettled: UnsettledCreates) -> Task | None:
+            claim: idempotency.Claim | None, unsettled: UnsettledCreates, admission: Admission | None) -> Task | None:
     """Record the task (for a conversion the model already has, return that one instead),
     or raise with the outcome settled: a create whose reply was lost may have run, so it is
     never taken as failed until Redis says so (the task then is void and can never be
@@ -99,9 +104,13 @@ def _record(services: Services, task: Task, upload: Upload | None, remember: Rem
     started = time.monotonic()
     try:
         if task.kind == Kind.CONVERT_MODEL:
-            return services.store.create_conversion(task, remember)
-        services.store.create(task, upload, remember)
+            return services.store.create_conversion(task, remember, admission)
+        services.store.create(task, upload, remember, admission)
         return None
+    except CreateRefused as refused:
+        if claim:
+            idempotency.abandon(services.redis, claim)
+        raise _out_of_credits(refused.reason, services.credits.seconds_until_reset()) from None
     except REDIS_UNAVAILABLE_ERRORS as error:
         lost = error
     while time.monotonic() - started < RESOLVE_WITHIN_SECONDS:
@@ -118,6 +127,16 @@ def _record(services: Services, task: Task, upload: Upload | None, remember: Rem
         raise lost
     unsettled.settle_later(task, claim)
     raise lost
+
+
+def _out_of_credits(reason: str, retry_after: int) -> Refusal:
+    if reason == CREDITS_EXHAUSTED:
+        return CreditsExhausted("Your credits for today are used up; they renew at midnight UTC.",
+                                retry_after=retry_after)
+    if reason == SERVICE_BUDGET_EXHAUSTED:
+        return ServiceBudgetExhausted("The service has used up its credits for today; it resumes at midnight UTC.",
+                                      retry_after=retry_after)
+    raise ValueError(f"unknown admission refusal {reason!r}")
 
 
 def accepted_body(task: Task, status_url: str) -> dict:

@@ -12,6 +12,7 @@ class Refusal(Exception):
 
     retry_after: int | None = None
     field_errors: dict | None = None
+    reason: str | None = None  # a stable word for the app, in the body's ``reason``
 
     def __init__(self, message: str, *, retry_after: int | None = None, field_errors: dict | None = None):
         super().__init__(message)
@@ -54,3 +55,15 @@ class Unavailable(Refusal):
 
 class RateLimited(Refusal):
     """This client is over a request limit; retry after ``retry_after`` seconds."""
+
+
+class CreditsExhausted(Refusal):
+    """The user's credits for today are used up; ``retry_after``: until the UTC day resets."""
+
+    reason = "credits_exhausted"
+
+
+class ServiceBudgetExhausted(Refusal):
+    """The whole service's credits for today are used up; ``retry_after``: until the day resets."""
+
+    reason = "service_budget_exhausted"

@@ -262,8 +262,10 @@ class StatusQuery(Schema):
     )
     include = fields.String(
         load_default=None,
-        validate=validate.OneOf(("b64_json",)),
-        metadata={"description": "`b64_json`: add the images of a completed openai task inline, base64-encoded."},
+        validate=validate.OneOf(("b64_json", "signed_urls")),
+        metadata={"description": "`b64_json`: add the images of a completed openai task inline, base64-encoded. "
+                  "`signed_urls`: with object storage configured, add direct download links into it "
+                  "(`signed_result_urls`, `signed_preview_url`, valid until `signed_urls_expire_at`)."},
     )
 
 
@@ -324,6 +326,15 @@ class TaskStatusResponse(Schema):
         fields.String(),
         metadata={"description": "Only with `?include=b64_json` on a completed openai task: the images, base64."},
     )
+    signed_result_urls = fields.List(
+        fields.String(),
+        metadata={"description": "Only with `?include=signed_urls` on a completed task whose files are in the "
+                  "service's storage: direct links, in the order of `result_urls`."},
+    )
+    signed_preview_url = fields.String(
+        allow_none=True, metadata={"description": "Only with `?include=signed_urls`: the preview's direct link."})
+    signed_urls_expire_at = fields.String(
+        metadata={"description": "Only with `?include=signed_urls`: when the direct links stop working (ISO 8601)."})
     error = fields.Nested(TaskErrorSchema, allow_none=True, metadata={"description": "When failed: why."})
     created_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:00Z"})
     updated_at = fields.String(metadata={"description": "ISO 8601, UTC", "example": "2026-11-24T10:00:42Z"})
@@ -346,7 +357,37 @@ class HealthResponse(Schema):
 class ReadinessResponse(Schema):
     status = fields.String(metadata={"example": "ready"})
     redis = fields.String(metadata={"example": "ok"})
+    storage = fields.String(
+        metadata={"enum": ["ok", "unreachable", "not configured"], "example": "ok",
+                  "description": "The result storage (BFF_STORAGE_URL). While it is unreachable the service stays "
+                  "ready: finished tasks wait at 99% until their files are stored."})
     sandbox = fields.Boolean(metadata={"description": "true when providers are local stand-ins (no cost)."})
+
+
+class MeResponse(Schema):
+    user = fields.String(metadata={"description": "Who the credits belong to: the signed-in user, else the app's "
+                                   "client (its key name, or its address).", "example": "key:ios"})
+    plan = fields.String(allow_none=True, metadata={"description": "The user's plan, from their token; null: none.",
+                                                    "example": "pro"})
+    day = fields.String(metadata={"description": "Today, in UTC: the day the credits below count.",
+                                  "example": "2026-11-24"})
+    allowance = fields.Integer(allow_none=True, metadata={
+        "description": "Credits for today, extra credits granted included; null: unlimited.", "example": 2000})
+    granted = fields.Integer(metadata={"description": "Extra credits granted for today (in `allowance`).",
+                                       "example": 0})
+    charged = fields.Integer(metadata={"description": "Credits charged today for finished tasks.", "example": 120})
+    reserved = fields.Integer(metadata={"description": "Credits held by tasks still running: charged or given back "
+                                        "when they end.", "example": 30})
+    remaining = fields.Integer(allow_none=True, metadata={
+        "description": "What can still be spent today; null: unlimited.", "example": 1850})
+    resets_at = fields.String(metadata={"description": "When a new day's allowance starts (midnight UTC), ISO 8601.",
+                                        "example": "2026-11-25T00:00:00Z"})
+    prices = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Credits each generation route costs with its default options, by route (`POST "
+        "/generate/<route>`). Options change some prices: `texture: false` is cheaper, and `n` images "
+        "cost `n` times the price of one.",
+        "example": {"text-to-model": 20, "sketch-to-model": 30, "image-to-model": 30, "refine-model": 20,
+                    "convert-model": 10, "image-to-image": 5}})
 
 
 class ErrorResponse(Schema):
@@ -357,6 +398,13 @@ class ErrorResponse(Schema):
     message = fields.String(
         metadata={"description": "What is wrong, for a person.",
                   "example": "The request is invalid; see 'errors' for each field."}
+    )
+    reason = fields.String(
+        metadata={"description": "Only on some refusals: a stable word for the app to act on: "
+                  "`credits_exhausted` (429: the user's credits for today are used up) or "
+                  "`service_budget_exhausted` (503: the service's are). `Retry-After` then says when the day "
+                  "resets (UTC).",
+                  "example": "credits_exhausted"}
     )
     errors = fields.Dict(
         metadata={"description": "Per-field details, by location, when there are any.",

@@ -3,15 +3,16 @@
 Clients poll ``GET /tasks/{id}/status`` every few seconds for minutes per task: it is most
 of the traffic. Through Flask, flask-smorest and webargs a read costs several times what
 its one Redis round trip costs; this WSGI layer, in front of the Flask app, answers the
-plain form of it (``?service=tripo|openai``, optionally ``&include=b64_json``, a task id as
-the BFF makes them) with the same pieces the Flask route uses: the request id, the client
-(``bff.web.clients.client_of``), the one-round-trip read (``bff.web.status_reads``), the
-error answers (``bff.web.errors``) and the access line and metrics (``bff.web.access``).
+plain form of it (``?service=tripo|openai``, a task id as the BFF makes them) with the same
+pieces the Flask route uses: the request id, the client (``bff.web.clients.client_of``),
+the one-round-trip read (``bff.web.status_reads``), the error answers (``bff.web.errors``)
+and the access line and metrics (``bff.web.access``).
 
-Everything else goes to Flask untouched: other routes, other query forms (so a 422 is
-flask-smorest's own), and any request whose credentials are refused (Flask answers those
-as always; nothing was counted yet). So a per-request hook added to the Flask app must be
-mirrored here (``tests/web/test_status_fast_path.py`` lists the hooks).
+Everything else goes to Flask untouched: other routes, other query forms (``include=``,
+and every 422, which stays flask-smorest's own), and any request whose credentials are
+refused (Flask answers those as always; nothing was counted yet). So a per-request hook
+added to the Flask app must be mirrored here (``tests/web/test_status_fast_path.py``
+lists the hooks).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 STATUS_ENDPOINT = "tasks.task_status"  # the Flask route's name: metrics count both paths as one
 _STATUS_PATH = re.compile(r"/tasks/([A-Za-z0-9_-]{1,64})/status")
 _SERVICES = frozenset(map(str, Service))
-_IMAGES = "include=b64_json"
 _INTERNAL_ERROR = "Internal error. It has been logged; retry, and report the X-Request-ID if it persists."
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -77,10 +77,10 @@ class StatusFastPath:
         finally:
             set_request_id(None)
 
-    def _answer(self, environ: dict, client: str, task_id: str, service: str,
-                images: bool) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def _answer(self, environ: dict, client: str, task_id: str,
+                service: str) -> tuple[int, bytes, list[tuple[str, str]]]:
         try:
-            read = self._reader.read(self._services.settings, client, task_id, service, images=images)
+            read = self._reader.read(self._services.settings, client, task_id, service)
             return 200, read.json(base_url(environ)).encode(), []
         except Refusal as refusal:
             answer = refusal_answer(refusal)
@@ -92,21 +92,13 @@ class StatusFastPath:
         return answer.status, _json(answer), list(answer.headers.items())
 
 
-def _plain_status_read(environ: dict) -> tuple[str, str, bool] | None:
-    """(task id, service, whether images are asked for) of a status read in its plain form."""
+def _plain_status_read(environ: dict) -> tuple[str, str] | None:
+    """(task id, service) of a status read in its plain form."""
     if environ.get("REQUEST_METHOD") != "GET":
         return None
     path = _STATUS_PATH.fullmatch(environ.get("PATH_INFO", ""))
-    if path is None:
-        return None
-    parts = environ.get("QUERY_STRING", "").split("&")
-    images = _IMAGES in parts
-    if images:
-        parts.remove(_IMAGES)
-    if len(parts) != 1 or not parts[0].startswith("service="):
-        return None
-    service = parts[0][len("service="):]
-    return (path.group(1), service, images) if service in _SERVICES else None
+    name, _, service = environ.get("QUERY_STRING", "").partition("=")
+    return (path.group(1), service) if path and name == "service" and service in _SERVICES else None
 
 
 def _header_reader(environ: dict) -> Callable[[str, str], str | None]:

@@ -3,10 +3,14 @@ deployed by default (two gunicorn processes) is shared by the tests that only ta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from sandbox.server import serve_in_thread
+from sandbox.tripo import TripoSandbox, create_tripo_app
+from tests.conftest import TRIPO_KEY
 from tests.processes.running import start, stop, wait_ready
 from tests.redis_server import free_port
 
@@ -36,3 +40,12 @@ def web_role():
         yield WebRole(port)
     finally:
         stop(web)
+
+
+@pytest.fixture
+def tripo_stand_in() -> Iterator[tuple[str, TripoSandbox]]:
+    """The Tripo stand-in on loopback (tasks take 1 s): its base URL and its controls."""
+    app = create_tripo_app(api_key=TRIPO_KEY, task_seconds=1.0)
+    server = serve_in_thread(app)
+    yield f"{server.base_url}/v3", app.extensions["tripo_sandbox"]
+    server.shutdown()

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import requests
 
-from sandbox.server import serve_in_thread
-from sandbox.tripo import create_tripo_app
-from tests.conftest import TRIPO_KEY, wait_until
+from tests.conftest import wait_until
 from tests.helpers import store_for
 from tests.processes.running import kill, start, stop, wait_ready
 from tests.redis_server import PrivateRedis, free_port
@@ -19,20 +16,12 @@ from workers.reconcile import CLAIM_TIMEOUT_SECONDS, NUDGE_AFTER_SECONDS
 TEXT = "/generation/text-to-model"
 
 
-@pytest.fixture
-def tripo():
-    app = create_tripo_app(api_key=TRIPO_KEY, task_seconds=1.0)
-    server = serve_in_thread(app)
-    yield f"{server.base_url}/v3", app.extensions["tripo_sandbox"]
-    server.shutdown()
-
-
 def worker_env(tripo_url: str, **extra) -> dict:
     return {"TRIPO_API_BASE_URL": tripo_url, "BFF_POLL_INTERVAL_SECONDS": "0.3", "WORKER_PROCESSES": "1", **extra}
 
 
-def test_a_worker_killed_mid_work_loses_nothing_and_sends_nothing_twice(client, redis_client, tripo):
-    tripo_url, stand_in = tripo
+def test_a_worker_killed_mid_work_loses_nothing_and_sends_nothing_twice(client, redis_client, tripo_stand_in):
+    tripo_url, stand_in = tripo_stand_in
     stand_in.delay_next(TEXT, seconds=30)  # the first create hangs at Tripo: the worker is mid-call
     worker = start("worker", worker_env(tripo_url, WORKER_THREADS="1"))
     in_flight, queued_behind = (client.post("/generate/text-to-model", json={"prompt": p}).get_json()["task_id"]
@@ -59,8 +48,8 @@ def test_a_worker_killed_mid_work_loses_nothing_and_sends_nothing_twice(client, 
     assert sorted(creates) == ["first", "second"]  # each sent exactly once, the uncertain one never again
 
 
-def test_redis_stopped_gives_fast_503s_and_the_service_recovers_by_itself(tripo):
-    tripo_url, _ = tripo
+def test_redis_stopped_gives_fast_503s_and_the_service_recovers_by_itself(tripo_stand_in):
+    tripo_url, _ = tripo_stand_in
     redis_server = PrivateRedis(persistent=True)
     redis_server.start()
     port = free_port()

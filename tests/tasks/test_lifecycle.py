@@ -13,11 +13,15 @@ from bff.tasks.record import (
     CLAIMED,
     COMPLETED,
     FAILED,
+    IMAGES,
     MODEL,
     NOT_SUBMITTED,
     PENDING,
+    PREVIEW,
     PROCESSING,
+    STORING,
     SUBMITTED,
+    UPLOAD,
     WAITING,
     Kind,
     Service,
@@ -86,6 +90,8 @@ def test_every_claimant_transition_refuses_a_claim_that_was_lost():
     error = task_error("provider_failed")
     assert lifecycle.sent(lost, seen, provider_task_id="p-1", now=T0) is None
     assert lifecycle.completed_by_provider(lost, seen, outputs={}, provider_request_id=None, now=T0) is None
+    assert lifecycle.storing_after_call(lost, seen, outputs={}, provider_request_id=None, now=T0, object_keys={},
+                                        next_attempt_at=T0) is None
     assert lifecycle.retry_later(lost, seen, rate_limited=True, next_attempt_at=T0) is None
     assert lifecycle.fail(lost, seen, error) is None
     assert lifecycle.release_unsent_claim(lost, seen, T0) is None
@@ -135,27 +141,90 @@ def submitted(progress: int = 0) -> Task:
 
 def test_a_read_moves_progress_forward_only():
     read = snapshot_from_tripo({"status": "running", "progress": 30})
-    task = lifecycle.settle_from_read(submitted(progress=50), read)
+    task = lifecycle.settle_from_read(submitted(progress=50), read, now=T0)
     assert task is not None and task.status == PROCESSING and task.progress == 50
 
 
 def test_a_read_that_changes_nothing_writes_nothing():
     task = submitted(progress=0)
-    assert lifecycle.settle_from_read(task, snapshot_from_tripo({"status": "queued"})) is None
+    assert lifecycle.settle_from_read(task, snapshot_from_tripo({"status": "queued"}), now=T0) is None
 
 
 def test_a_successful_read_completes_the_task_with_its_outputs():
     read = {"status": "success", "progress": 100, "output": {"model_url": "https://t.test/m.glb"}}
-    task = lifecycle.settle_from_read(submitted(), snapshot_from_tripo(read))
+    task = lifecycle.settle_from_read(submitted(), snapshot_from_tripo(read), now=T0)
     assert task is not None and task.status == COMPLETED and task.outputs == {MODEL: "glb"}
+
+
+@pytest.mark.parametrize("object_keys", [None, {MODEL: "results/k/model.glb"}], ids=["kept at Tripo", "storing"])
+def test_a_successful_read_keeps_what_tripo_charged_for_settling(object_keys):
+    read = {"status": "success", "credits_consumed": 27.5, "output": {"model_url": "https://t.test/m.glb"}}
+    task = lifecycle.settle_from_read(submitted(), snapshot_from_tripo(read), now=T0, object_keys=object_keys)
+    assert task is not None and task.credits_consumed == 27.5
 
 
 def test_a_read_never_settles_a_task_that_was_not_submitted():
     read = {"status": "success", "output": {"model_url": "https://t.test/m.glb"}}
-    assert lifecycle.settle_from_read(claimed(), snapshot_from_tripo(read)) is None
+    assert lifecycle.settle_from_read(claimed(), snapshot_from_tripo(read), now=T0) is None
 
 
 def test_a_task_the_provider_lost_fails_only_once_submitted():
     lost = lifecycle.provider_lost(submitted())
     assert lost is not None and lost.error.code == "provider_task_lost"
     assert lifecycle.provider_lost(claimed()) is None
+
+
+# --- storing the files (object storage configured) ---------------------------------------------
+
+SUCCESS = {"status": "success", "progress": 100,
+           "output": {"model_url": "https://t.test/m.glb", "rendered_image_url": "https://t.test/p.png"}}
+MODEL_KEYS = {MODEL: "results/t/secret/model.glb", PREVIEW: "results/t/secret/preview"}
+
+
+def storing(now: float = T0 + 100) -> Task:
+    task = lifecycle.settle_from_read(submitted(progress=60), snapshot_from_tripo(SUCCESS), now=now,
+                                      object_keys=MODEL_KEYS)
+    assert task is not None
+    return task
+
+
+def test_with_storage_a_successful_read_stores_before_it_completes():
+    task = storing(T0 + 100)
+    assert (task.status, task.progress, task.submission) == (PROCESSING, 99, STORING)
+    assert task.object_keys == MODEL_KEYS and task.outputs == {MODEL: "glb", PREVIEW: "png"}
+    # Its own deadline: the provider's time does not eat the time to keep a paid result.
+    assert task.deadline_from == T0 + 100 and task.next_attempt_at == T0 + 100
+    assert lifecycle.settle_from_read(task, snapshot_from_tripo(SUCCESS), now=T0 + 101) is None  # read once
+
+
+def test_a_stored_task_completes_with_its_outputs_as_stored_and_only_from_storing():
+    done = lifecycle.files_stored(storing(), {MODEL: "glb", PREVIEW: "webp"})
+    assert done is not None and (done.status, done.progress) == (COMPLETED, 100) and done.outputs[PREVIEW] == "webp"
+    assert lifecycle.files_stored(submitted(), {}) is None
+    assert lifecycle.store_again_at(submitted(), T0) is None
+    assert lifecycle.storing_failed(submitted(), task_error("result_invalid")) is None
+
+
+def test_storing_again_counts_its_tries_and_a_nudge_applies_to_it():
+    again = lifecycle.store_again_at(storing(), T0 + 200)
+    assert again is not None and again.store_tries == 1 and again.next_attempt_at == T0 + 200
+    assert lifecycle.nudge(again, T0 + 300).next_attempt_at == T0 + 300
+
+
+def test_paid_images_storage_could_not_take_yet_wait_in_storing():
+    seen = lifecycle.mark_sending(claimed(), claimed(), T0 + 2, status=PROCESSING)
+    keys = {IMAGES: ["results/t/s/image-0.png", "results/t/s/image-1.png"]}
+    task = lifecycle.storing_after_call(dataclasses.replace(seen, object_keys={UPLOAD: "uploads/t/s/image.png"}),
+                                        seen, outputs={IMAGES: 2}, provider_request_id="req_1", now=T0 + 50,
+                                        object_keys=keys, next_attempt_at=T0 + 52)
+    assert task is not None and (task.status, task.progress, task.submission) == (PROCESSING, 99, STORING)
+    assert task.provider_request_id == "req_1" and task.next_attempt_at == T0 + 52
+    assert task.object_keys == {UPLOAD: "uploads/t/s/image.png", **keys}  # the input stays known, to be deleted
+
+
+def test_past_its_deadline_a_storing_task_fails_with_a_storage_code():
+    assert lifecycle.deadline_error(claimed()).code == "timeout"
+    model = lifecycle.deadline_error(storing())
+    assert model.code == "result_storage_failed"
+    images = lifecycle.deadline_error(storing().evolve(object_keys={IMAGES: ["k"]}, provider_request_id="req_7"))
+    assert images.code == "result_not_kept" and "req_7" in images.message  # paid: OpenAI's request is named

@@ -12,7 +12,7 @@ def test_the_spec_documents_every_route_with_its_errors(client):
         "/generate/text-to-model", "/generate/sketch-to-model", "/generate/image-to-model",
         "/generate/refine-model", "/generate/convert-model", "/generate/image-to-image", "/tasks/{task_id}/status",
         "/tasks/{task_id}/images/{index}", "/tasks/{task_id}/result",
-        "/tasks/{task_id}/preview", "/styles", "/healthz", "/readyz",
+        "/tasks/{task_id}/preview", "/me", "/styles", "/healthz", "/readyz",
     }
     generate = spec["paths"]["/generate/text-to-model"]["post"]
     assert {"202", "422", "503"} <= set(generate["responses"])

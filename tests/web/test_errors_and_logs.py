@@ -96,7 +96,8 @@ def test_a_read_only_redis_during_failover_is_a_503_not_a_500(client, redis_clie
 
 
 def test_readyz_reports_redis(client):
-    assert client.get("/readyz").get_json() == {"status": "ready", "redis": "ok", "sandbox": False}
+    assert client.get("/readyz").get_json() == {"status": "ready", "redis": "ok", "storage": "not configured",
+                                                 "sandbox": False}
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 

@@ -13,14 +13,15 @@ import hashlib
 
 import pytest
 
+from bff.credits.book import ADMISSION_CHECK
 from bff.tasks.queue import SUBMIT_QUEUE
-from bff.tasks.store import _CREATE
+from bff.tasks.store import _create_script
 from bff.web import create_app
 from tests.conftest import redis_port, wait_until
 from tests.helpers import queued, store_for
 from tests.redis_proxy import LossyRedisProxy
 
-CREATE_SCRIPT = hashlib.sha1(_CREATE.encode()).hexdigest().encode()
+CREATE_SCRIPT = hashlib.sha1(_create_script(ADMISSION_CHECK).encode()).hexdigest().encode()
 KEY = {"Idempotency-Key": "0b8e4f0e-4b8a-4f0e-9d8e-0c9a8b7e6d5c"}
 BODY = {"prompt": "a lighthouse"}
 

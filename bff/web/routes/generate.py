@@ -22,7 +22,7 @@ from ..schemas import (
 )
 from ..services import services, unsettled_creates
 from ..task_view import status_url
-from ..uploads import UploadRejected, UploadTooLarge, check_image
+from ..uploads import UploadRejected, UploadTooLarge, check_image_off_loop
 from .docs import error_responses
 from .multipart import MULTIPART, Blueprint
 
@@ -174,7 +174,7 @@ def _checked_upload(image) -> Upload:
         abort(422, errors={MULTIPART: {"image": ["Must be a file."]}})
     max_bytes = services().settings.max_upload_bytes
     try:
-        checked = check_image(image.stream.read(max_bytes + 1), max_bytes=max_bytes)
+        checked = check_image_off_loop(image.stream.read(max_bytes + 1), max_bytes=max_bytes)
     except UploadTooLarge as error:
         abort(413, message=str(error))
     except UploadRejected as error:

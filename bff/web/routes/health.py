@@ -6,6 +6,7 @@ from flask_smorest import Blueprint, abort
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.object_store import ObjectStore, StorageUnavailable
 from bff.web.errors import RETRY_AFTER_SECONDS
 from bff.web.schemas import HealthResponse, ReadinessResponse
 from bff.web.services import services
@@ -28,7 +29,7 @@ def healthz():
 @blp.response(200, ReadinessResponse)
 @error_responses(blp, 503)
 def readyz():
-    """Readiness: Redis takes writes
+    """Readiness: Redis takes writes (and how the result storage is)
 
     A write, not a ping: a full Redis (maxmemory) or a replica during failover answers
     pings but refuses every task."""
@@ -38,10 +39,22 @@ def readyz():
     except REDIS_UNAVAILABLE_ERRORS as error:
         why = _WHY.get(type(error).__name__, "is unreachable")
         abort(503, message=f"Not ready: Redis {why}.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-    return {"status": "ready", "redis": "ok", "sandbox": app_services.settings.bff_sandbox}
+    return {"status": "ready", "redis": "ok", "storage": _storage_state(app_services.objects),
+            "sandbox": app_services.settings.bff_sandbox}
 
 
 _PROBE_KEY = "bff:readyz"
 _PROBE_MILLISECONDS = 5000
 _WHY = {OutOfMemoryError.__name__: "is full (maxmemory)",
         ReadOnlyError.__name__: "is read-only (a replica, or failing over)"}
+
+
+def _storage_state(objects: ObjectStore | None) -> str:
+    """Reported, not required: with the storage down the service still takes and follows tasks."""
+    if objects is None:
+        return "not configured"
+    try:
+        objects.ping()
+    except StorageUnavailable:
+        return "unreachable"
+    return "ok"

@@ -24,7 +24,10 @@ blp = Blueprint("metrics", __name__)
 def scrape() -> Response:
     app_services = services()
     _require_bearer_token(app_services.settings.bff_metrics_token)
-    gauges = ScrapeGauges(tasks=app_services.store.capacity_counts(all_buckets(app_services.settings)))
+    credits = app_services.credits
+    gauges = ScrapeGauges(tasks=app_services.store.capacity_counts(all_buckets(app_services.settings)),
+                          credits_budget=credits.service_budget,
+                          credits_spent_today=credits.spent_today() if credits.enabled else None)
     body, content_type = app_services.metrics.render(gauges)
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 

@@ -1,17 +1,22 @@
-"""GET /tasks/{task_id}/...: a task's status and its results, served from Redis."""
+"""GET /tasks/{task_id}/...: a task's status and its results, served from Redis (with object
+storage configured, results are 302s to links signed for the bucket)."""
 
 from __future__ import annotations
+
+import base64
+import json
 
 from flask import Response, g, redirect
 from flask_smorest import Blueprint
 
+from bff.results.task_files import load_images, signed_link
 from bff.tasks.image_formats import CONTENT_TYPES
 from bff.tasks.record import COMPLETED, IMAGE_FORMAT, IMAGES, MODEL, PREVIEW, Service, Task
 from bff.tasks.services import Services
 
 from ..errors import RETRY_AFTER_SECONDS
 from ..intake import owned_task
-from ..output_links import fresh_output_url
+from ..output_links import fresh_output_url, signed_links
 from ..rate_limits import status_requests
 from ..refusals import TaskNotFound, TaskNotReady, Unavailable
 from ..schemas import StatusQuery, TaskStatusResponse
@@ -23,7 +28,7 @@ from .docs import error_responses
 blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Follow a task and fetch its results.")
 
 _REDIRECT = {
-    "description": "Redirect to the file at the provider (a short-lived signed URL).",
+    "description": "Redirect to the file in the service's storage or at the provider (a short-lived signed URL).",
     "headers": {"Location": {"description": "The file's URL; follow it at once.", "schema": {"type": "string"}}},
 }
 
@@ -45,9 +50,25 @@ def task_status(task_id: str, service: str, include: str | None):
     Served from the BFF's own snapshot, refreshed every few seconds by the workers.
     Poll it every 2..5 s until `status` is `completed` or `failed`.
     """
+    app_services = services()
     # Counted against the status limit inside the read itself: one round trip in all.
-    read = status_reader().read(services().settings, g.client, task_id, service, images=include == "b64_json")
-    return Response(read.json(base_url()), mimetype="application/json")
+    read = status_reader().read(app_services.settings, g.client, task_id, service)
+    included = _included(app_services, task_id, include) if include else {}
+    return Response(read.json(base_url(), included), mimetype="application/json")
+
+
+def _included(app_services: Services, task_id: str, include: str) -> dict[str, str]:
+    """What ``?include=`` adds to the status body (rendered JSON by name): made per read from
+    the record, so these rarer reads cost a round trip or more beyond the plain one."""
+    task = app_services.store.get(task_id)
+    if task is None or task.status != COMPLETED:
+        return {}
+    if include == "b64_json" and IMAGES in task.outputs:
+        images = load_images(app_services.objects, app_services.store, task)
+        return {"b64_json": json.dumps([base64.b64encode(image).decode() for image in images])}
+    if include == "signed_urls":
+        return {name: json.dumps(value) for name, value in signed_links(app_services.objects, task).items()}
+    return {}
 
 
 def _redirect_to_output(task_id: str, which: str):
@@ -57,7 +78,7 @@ def _redirect_to_output(task_id: str, which: str):
         raise TaskNotReady(f"The task is {task.status}; its result exists once it is completed.")
     if which not in task.outputs:
         raise TaskNotFound(f"This task has no {which}.")
-    url = fresh_output_url(app_services, task, which)
+    url = signed_link(app_services.objects, task, which) or fresh_output_url(app_services, task, which)
     if url is None:
         raise Unavailable("Could not get a fresh link from the provider in time; retry shortly.",
                           retry_after=RETRY_AFTER_SECONDS)
@@ -95,6 +116,7 @@ def task_preview(task_id: str):
     "content": {content_type: {"schema": {"type": "string", "format": "binary"}}
                 for content_type in CONTENT_TYPES.values()},
 }})
+@blp.alt_response(302, success=True, **_REDIRECT)
 @error_responses(blp, 401, 404, 409, 429)
 @status_requests
 def task_image(task_id: str, index: int):
@@ -109,7 +131,12 @@ def task_image(task_id: str, index: int):
     if task.status != COMPLETED:
         raise TaskNotReady(f"The task is {task.status}; its images exist once it is completed.")
     count = task.outputs[IMAGES]
-    image = app_services.store.image(task.id, index) if index < count else None
-    if image is None:
+    if index >= count:
         raise TaskNotFound(f"This task has {count} images, numbered from 0.")
+    link = signed_link(app_services.objects, task, IMAGES, index)
+    if link is not None:
+        return redirect(link, code=302)
+    image = app_services.store.image(task.id, index)
+    if image is None:
+        raise TaskNotFound("This image is no longer kept.")
     return Response(image, content_type=CONTENT_TYPES[task.outputs[IMAGE_FORMAT]])
