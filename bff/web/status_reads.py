@@ -48,7 +48,7 @@ if view[5] then
   local unrendered = {}
   for _, id in ipairs(redis.call('hvals', KEYS[3])) do
     if redis.call('exists', ARGV[4] .. id) == 1 then
-      local entry = redis.call('hmget', ARGV[4] .. id .. ':view', 'created_at', 'conversion')
+      local entry = redis.call('hmget', ARGV[4] .. id .. ':view', 'created_at', 'conversion')  -- its view_key
       if entry[2] then
         table.insert(conversions, entry[1])
         table.insert(conversions, entry[2])
