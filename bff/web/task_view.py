@@ -3,6 +3,8 @@ themselves are ``bff.tasks.status_view``'s, which renders the status body)."""
 
 from __future__ import annotations
 
+import functools
+
 from flask import request
 from werkzeug.sansio.utils import get_current_url
 from werkzeug.wsgi import get_host
@@ -15,8 +17,18 @@ def base_url(environ: dict | None = None) -> str:
     """Scheme, host and script root of the request (this one, or the one of ``environ``)
     as url_for(_external=True) builds them: werkzeug's host_url, validated the same way."""
     environ = request.environ if environ is None else environ
-    host_url = get_current_url(environ["wsgi.url_scheme"], get_host(environ))
-    return host_url[:-1] + environ.get("SCRIPT_NAME", "").rstrip("/")
+    return _base_url(environ["wsgi.url_scheme"], environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+                     environ.get("SERVER_PORT"), environ.get("SCRIPT_NAME", ""))
+
+
+@functools.lru_cache(maxsize=256)  # a service answers under a few names: parsed once each
+def _base_url(scheme: str, host: str | None, server_name: str | None, server_port: str | None,
+              script_name: str) -> str:
+    environ = {"wsgi.url_scheme": scheme, "SERVER_NAME": server_name, "SERVER_PORT": server_port}
+    if host is not None:
+        environ["HTTP_HOST"] = host
+    host_url = get_current_url(scheme, get_host(environ))
+    return host_url[:-1] + script_name.rstrip("/")
 
 
 def status_url(task: Task) -> str:
