@@ -1,7 +1,7 @@
 """Benchmark: the web role against the floor of Flask plus Redis, and what a poll cycle costs.
 
-    .venv/bin/python scripts/benchmark.py [--seconds 10] [--rounds 3] [--connections 32]
-                                          [--only http|poll]
+    .venv/bin/python scripts/benchmark.py [--seconds 10] [--rounds 5] [--connections 32]
+                                          [--only status|submit|poll]
 
 HTTP (needs `wrk` on the PATH: `apt-get install wrk`): the web role as deployed
 (``python -m bff.launcher web``: gunicorn, gevent, its processes and connections) with
@@ -51,22 +51,23 @@ LOAD_SCRIPT = ROOT / "scripts" / "bench" / "load.lua"
 FLOOR_APP = "scripts.bench.floor_app:app"
 # The web role's own settings for its processes, given to both servers.
 WEB_PROCESSES = {"WEB_CONCURRENCY": "2", "WEB_CONNECTIONS": "1000"}
+HTTP_KINDS = ("status", "submit")  # the modes of scripts/bench/load.lua
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each server for each kind of request")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each server for each kind of request")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (one wrk thread)")
     parser.add_argument("--users", type=int, default=1000, help="signed-in users, each with a token and a task")
-    parser.add_argument("--only", choices=("http", "poll"))
+    parser.add_argument("--only", choices=(*HTTP_KINDS, "poll"))
     args = parser.parse_args()
     redis_server = PrivateRedis()
     redis_server.start()
     try:
         if args.only != "poll":
-            bench_http(redis_server.url, args)
-        if args.only != "http":
+            bench_http(redis_server.url, args, [args.only] if args.only else list(HTTP_KINDS))
+        if args.only in (None, "poll"):
             bench_poll_cycles(redis_server.url)
     finally:
         redis_server.remove()
@@ -86,7 +87,7 @@ class Run:
 MAX_REFUSED_SHARE = 0.01
 
 
-def bench_http(redis_url: str, args: argparse.Namespace) -> None:
+def bench_http(redis_url: str, args: argparse.Namespace, kinds: list[str]) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("the HTTP benchmark needs wrk on the PATH (Debian: apt-get install wrk)")
     issuer = serve_in_thread(create_identity_app())
@@ -103,7 +104,7 @@ def bench_http(redis_url: str, args: argparse.Namespace) -> None:
         users_file = workdir / "users.txt"
         _prepare_users(issuer, redis_url, f"http://127.0.0.1:{bff_port}", args.users, users_file)
         targets = {"floor": f"http://127.0.0.1:{floor_port}", "bff": f"http://127.0.0.1:{bff_port}"}
-        for mode in ("status", "submit"):
+        for mode in kinds:
             runs = _alternating_runs(targets, mode, users_file, args)
             _report_side_by_side(mode, runs)
         _report_refusals(workdir / "bff.log")
@@ -206,7 +207,7 @@ def _wrk(base_url: str, mode: str, users_file: Path, seconds: int, connections: 
 
 def _report_side_by_side(mode: str, runs: dict[str, list[Run]]) -> None:
     floor, bff = _median(runs["floor"]), _median(runs["bff"])
-    what = {"status": "status read (GET /tasks/{id}/status)",
+    what = {"status": "status read (GET /tasks/{id}/status?service=tripo)",
             "submit": "submission (POST /generate/text-to-model)"}[mode]
     print(f"{what}, median of {len(runs['bff'])} alternating runs:")
     for name, run in (("floor", floor), ("web role", bff)):
