@@ -13,7 +13,7 @@ import json
 import logging
 import socket
 
-from gunicorn import util
+from gunicorn import glogging, util
 
 from bff.web.services import services
 
@@ -30,6 +30,18 @@ logconfig_dict = {
         "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
     },
 }
+
+
+class AppLogger(glogging.Logger):
+    """gunicorn's logger without its access line: the app writes its own (``bff.access``).
+    gunicorn's line would be dropped by its level anyway, but only after gunicorn had built
+    its fields on every request (it does whenever a logging config is given)."""
+
+    def access(self, resp, req, environ, request_time) -> None:
+        return None
+
+
+logger_class = AppLogger
 
 
 def worker_exit(server, worker) -> None:

@@ -94,6 +94,8 @@ def _textual(value):
     if isinstance(value, bytes):
         return f"[{len(value)} bytes]"
     if isinstance(value, str):
+        if len(value) <= MAX_VALUE_CHARS and value.isascii() and value.isprintable() and "\\x" not in value:
+            return value  # the usual case (no binary character, no quoted byte), told without a regex
         text = _BINARY_RUN.sub(lambda run: "[binary]" if len(run.group()) >= 8 else run.group(), value)
         return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "...[cut]"
     return value
@@ -119,6 +121,10 @@ def configure_logging(level: str, secrets_to_hide: tuple[str, ...] = ()) -> None
         logging.setLogRecordFactory(_stamp_context(factory))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(secrets_to_hide))
+    # No line carries the caller's file and line, thread or process: not computing them
+    # saves a stack walk per line (the logging HOWTO's "Optimization").
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

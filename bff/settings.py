@@ -41,8 +41,8 @@ def _url(value: str) -> str:
 def _redis_url(value: str) -> str:
     scheme = urlparse(value.strip()).scheme
     if scheme == "unix":
-        # redis-py opens unix:// but the rate limiter's storage (limits) does not: refused
-        # here rather than failing later inside the web process.
+        # redis-py opens unix://, but every deployment reaches Redis over TCP and nothing is
+        # tested over a socket: refused here rather than trusted untested.
         raise ValueError("must be a redis:// or rediss:// URL; a unix:// socket is not supported")
     if value.strip() != EMBEDDED_REDIS_URL and scheme not in ("redis", "rediss"):
         raise ValueError("must be a redis:// or rediss:// URL")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-WEB_STACK = ("flask", "flask_smorest", "flask_limiter", "werkzeug", "swagger_ui_bundle")
+WEB_STACK = ("flask", "flask_smorest", "werkzeug", "swagger_ui_bundle")
 
 
 @pytest.mark.parametrize("modules", [

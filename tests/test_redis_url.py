@@ -1,6 +1,6 @@
 """REDIS_URL: a URL the settings accept opens in every component that uses it (task store,
-Dramatiq broker, the rate limiter's storage); a unix:// socket, which the rate limiter
-cannot open, stops every role at start with a message naming REDIS_URL."""
+Dramatiq broker, request limits); a unix:// socket stops every role at start with a
+message naming REDIS_URL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from dramatiq.brokers.redis import RedisBroker
-from limits.storage import storage_from_string
 
 from bff.redis_client import build_redis
 from bff.settings import Settings, SettingsError
@@ -26,9 +25,8 @@ def test_an_accepted_url_is_one_every_component_can_open(url):
     redis_url = Settings.from_env({**REQUIRED, "REDIS_URL": url}).redis_url
 
     RedisBroker(client=build_redis(redis_url))  # task store, queue and poller lease (the worker role)
-    web_client = build_redis(redis_url, max_connections=2)  # the web role's, with its cap
+    web_client = build_redis(redis_url, max_connections=2)  # the web role's (request limits too), with its cap
     RedisBroker(client=web_client)
-    storage_from_string(redis_url, connection_pool=web_client.connection_pool)  # what flask-limiter builds at start
 
 
 def test_a_unix_socket_url_is_refused_by_the_settings():

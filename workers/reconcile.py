@@ -1,7 +1,10 @@
 """Reconciliation: every open task moves on, whatever happened to its messages.
 
 The task record is the source of truth and Dramatiq messages only nudge it. Each poll
-cycle looks at every open task:
+cycle looks at the open tasks that a rule may now apply to, found by their timers (sorted
+sets kept with the records: ``bff.tasks.lifecycle.timer_origins``), and only at those: a
+task waiting for capacity has no timer, and costs nothing until it is dispatched. The
+rules:
 
 - a claim whose worker died before the provider call left (no ``sending_at``) is
   released, and the task is sent again: nothing was sent, nothing is lost;
@@ -20,6 +23,8 @@ cycle looks at every open task:
   refunded (kept in the service's budget: its provider call may have been billed).
 
 Then, for each capacity bucket, the oldest waiting tasks are sent as capacity allows.
+Once an hour the timers of every open task are set again from its record, for records
+written by a version before timers (a rolling deploy).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from bff.providers import openai, tripo
 from bff.tasks import lifecycle
 from bff.tasks.capacity import all_buckets
 from bff.tasks.error_codes import task_error
+from bff.tasks.lifecycle import CLAIM, DEADLINE, NUDGE
 from bff.tasks.record import CLAIMED, NOT_SUBMITTED, STORING, Service, Task, TaskError
 
 from .heartbeat import TTL_SECONDS as HEARTBEAT_TTL_SECONDS
@@ -54,23 +60,36 @@ NUDGE_AFTER_SECONDS = 60
 # Claiming and marking the call as sent take milliseconds; a claim this old with no call
 # marked was left by a worker that died in between.
 UNSENT_CLAIM_SECONDS = 30
+TIMERS_INDEX_SECONDS = 3600
 _BATCH = 200
 
 
 def reconcile_open_tasks(runtime: WorkerRuntime) -> None:
-    settle_open_tasks(runtime)
+    drop_gone(runtime, runtime.store.index_timers(TIMERS_INDEX_SECONDS))
+    settle_due_tasks(runtime)
     dispatch_waiting_tasks(runtime)
 
 
-def settle_open_tasks(runtime: WorkerRuntime) -> None:
+def due_task_ids(runtime: WorkerRuntime, now: float) -> list[str]:
+    """Open tasks that some rule may apply to now: each timer is due once its rule's
+    shortest wait has passed."""
+    waits = {
+        DEADLINE: runtime.settings.bff_task_deadline_seconds,
+        NUDGE: NUDGE_AFTER_SECONDS,
+        # A claim is first worth a look once a dead claimant's heartbeat would have expired.
+        CLAIM: min(HEARTBEAT_TTL_SECONDS, UNSENT_CLAIM_SECONDS, *CLAIM_TIMEOUT_SECONDS.values()),
+    }
+    due = (runtime.store.due_task_ids(timer, now - wait) for timer, wait in waits.items())
+    return list(dict.fromkeys(task_id for ids in due for task_id in ids))
+
+
+def settle_due_tasks(runtime: WorkerRuntime) -> None:
     store = runtime.store
-    ids = store.open_task_ids()
+    ids = due_task_ids(runtime, time.time())
     for start in range(0, len(ids), _BATCH):
         batch = ids[start : start + _BATCH]
         tasks = store.get_many(batch)
-        gone = set(batch) - {task.id for task in tasks}
-        store.forget(gone)
-        runtime.services.credits.release_lost(gone)
+        drop_gone(runtime, set(batch) - {task.id for task in tasks})
         claimants = {task.claimed_by for task in tasks if task.submission == CLAIMED and task.claimed_by}
         live = live_workers(runtime.services.redis, claimants)
         for task in tasks:
@@ -110,12 +129,19 @@ def _nudge(runtime: WorkerRuntime, task: Task, now: float) -> None:
         log.warning("nudged a task whose message was lost")
 
 
+def drop_gone(runtime: WorkerRuntime, task_ids: set[str]) -> None:
+    """Tasks whose records are gone (expired, evicted, deleted by hand): their index entries
+    go, and the credits they held are refunded."""
+    runtime.store.forget(task_ids)
+    runtime.services.credits.release_lost(task_ids)
+
+
 def dispatch_waiting_tasks(runtime: WorkerRuntime) -> None:
     store = runtime.store
     for bucket in all_buckets(runtime.settings):
         oldest = store.oldest_waiting(bucket, store.free_capacity(bucket))
         tasks = store.get_many(oldest)
-        store.forget(set(oldest) - {task.id for task in tasks})
+        drop_gone(runtime, set(oldest) - {task.id for task in tasks})
         for task in tasks:
             # A dispatched message that is lost is sent again once the mark expires.
             if store.mark_dispatched(task.id, NUDGE_AFTER_SECONDS):

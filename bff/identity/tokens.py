@@ -10,6 +10,7 @@ as an HMAC secret (the "alg confusion" attack).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -59,7 +60,7 @@ class VerifiedToken:
     claims: Mapping[str, Any]
     expires_at: float
 
-    @property
+    @functools.cached_property  # asked on every request that presents the (cached) token
     def user_id(self) -> str:
         """A stable id for the end user: `sub` is unique only within its issuer, so the
         issuer is part of it. Hashed, so it has a fixed length and alphabet (safe as a Redis

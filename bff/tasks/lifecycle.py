@@ -70,10 +70,14 @@ def same_attempt(current: Task, seen: Task) -> bool:
     return current.submission == seen.submission and current.claimed_at == seen.claimed_at
 
 
-def deadline_at(task: Task, deadline_seconds: float) -> float:
+def deadline_origin(task: Task) -> float:
     """The one deadline rule: counted from creation, or from when the task left the
     capacity queue; time spent waiting in that queue does not count."""
-    return (task.deadline_from or task.created_at) + deadline_seconds
+    return task.deadline_from or task.created_at
+
+
+def deadline_at(task: Task, deadline_seconds: float) -> float:
+    return deadline_origin(task) + deadline_seconds
 
 
 def past_deadline(task: Task, now: float, deadline_seconds: float) -> bool:
@@ -237,3 +241,26 @@ def settle_from_read(current: Task, snapshot: TripoSnapshot, *, now: float,
     if all(getattr(current, name) == value for name, value in changes.items()):
         return None
     return current.evolve(**changes)
+
+
+# Reconciliation's timers (``workers.reconcile``): each is the moment a rule's clock
+# started for a task; reconciliation knows how long each rule waits and looks only at
+# tasks whose clock has run that long. A task has the timers of its state alone: one
+# waiting for capacity has none and costs nothing until it is dispatched; a terminal one
+# has none.
+DEADLINE = "deadline"  # not sent, running, or storing its files: fails past its deadline
+NUDGE = "nudge"  # not sent, or not stored: its message may be lost
+CLAIM = "claim"  # claimed: its worker may have died
+TIMERS = (DEADLINE, NUDGE, CLAIM)
+
+
+def timer_origins(task: Task) -> dict[str, float]:
+    if task.is_terminal:
+        return {}
+    if task.submission in (NOT_SUBMITTED, STORING):  # not sent, or its files not yet stored
+        return {DEADLINE: deadline_origin(task), NUDGE: task.next_attempt_at or task.created_at}
+    if task.submission == SUBMITTED:
+        return {DEADLINE: deadline_origin(task)}
+    if task.submission == CLAIMED:
+        return {CLAIM: task.claimed_at or task.updated_at}
+    return {}

@@ -14,9 +14,14 @@ Keys (all under ``bff:``):
   object storage, only while storage cannot take them (deleted as the task completes).
 - ``task:{id}:conversions``: a model's conversions (hash: the format and options of a
   conversion, see ``bff.tasks.conversions``, to the id of the latest such conversion task).
+- ``task:{id}:view``: what the status route serves (see ``bff.tasks.status_view``),
+  written with the record and expiring with it.
 - ``capacity:{bucket}:in_use``: tasks holding a slot of a concurrency bucket (kept in
   step with their records), or the start times of a rolling-window bucket.
 - ``capacity:{bucket}:waiting``: tasks waiting for capacity, scored by creation time.
+- ``timers:{timer}``: reconciliation's timers (``bff.tasks.lifecycle.timer_origins``):
+  the open tasks each rule may apply to, scored by when its clock started; kept in step
+  with the records, so a poll cycle reads only the tasks whose time has come.
 
 Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
 the record, applies a pure change function, and writes the record and its index entries
@@ -30,18 +35,19 @@ transaction that makes a task terminal (exactly once per task).
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
-from . import conversions
+from . import conversions, status_view
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
-from .lifecycle import TaskChange
+from .lifecycle import TIMERS, TaskChange, timer_origins
 from .record import CLAIMED, COMPLETED, IMAGES, STORING, SUBMITTED, WAITING, Service, Task, Upload
 
 if TYPE_CHECKING:
@@ -49,11 +55,12 @@ if TYPE_CHECKING:
 
 _PREFIX = "bff:"
 _OPEN = f"{_PREFIX}tasks:open"
+TASK_KEY_PREFIX = f"{_PREFIX}task:"  # a record's key is this and its id
 
 
 def task_key(task_id: str, part: str | None = None) -> str:
-    """The record's key, or the key of one of its parts (urls, upload, images, dispatched)."""
-    return f"{_PREFIX}task:{task_id}" + (f":{part}" if part else "")
+    """The record's key, or the key of one of its parts (urls, upload, images, view...)."""
+    return f"{TASK_KEY_PREFIX}{task_id}" + (f":{part}" if part else "")
 
 
 def _capacity_key(bucket: str, part: str) -> str:
@@ -63,6 +70,15 @@ def _capacity_key(bucket: str, part: str) -> str:
 
 def _polling_key(service: str) -> str:
     return f"{_PREFIX}tasks:polling:{service}"
+
+
+def timer_key(timer: str) -> str:
+    """A timer's sorted set (see bff.tasks.lifecycle.TIMERS)."""
+    return f"{_PREFIX}timers:{timer}"
+
+
+_TIMERS_INDEXED = f"{_PREFIX}timers:indexed"
+_T = TypeVar("_T")
 
 
 class TransactionContention(Exception):
@@ -190,6 +206,9 @@ class TaskStore:
         commands: list[list] = [
             ["SET", task_key(task.id), task.to_json(), "NX", "EX", self._open_ttl_seconds],
             ["ZADD", _OPEN, task.created_at, task.id],
+            ["HSET", view_key(task.id), *_flat(_view_fields(task))],
+            ["EXPIRE", view_key(task.id), self._open_ttl_seconds],
+            *(["ZADD", timer_key(timer), origin, task.id] for timer, origin in timer_origins(task).items()),
         ]
         if upload is not None:
             commands.append(["HSET", task_key(task.id, "upload"), *_flat(upload.as_mapping())])
@@ -319,7 +338,7 @@ class TaskStore:
 
         return self._optimistic(keys, on_open_task)
 
-    def _optimistic(self, keys: tuple[str, ...], body: Callable) -> Task | None:
+    def _optimistic(self, keys: tuple[str, ...], body: Callable[[redis.client.Pipeline], _T]) -> _T:
         """Run ``body(pipe)`` with ``keys`` watched; it reads, then queues its writes after
         ``pipe.multi()`` and executes them. Runs again, after a short random pause, when
         another writer changed a watched key first."""
@@ -379,12 +398,33 @@ class TaskStore:
         if task_ids:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(_OPEN, *task_ids)
+                pipe.delete(*map(view_key, task_ids))
+                for timer in TIMERS:
+                    pipe.zrem(timer_key(timer), *task_ids)
                 for service in Service:
                     pipe.zrem(_polling_key(service), *task_ids)
                 for bucket in BUCKET_NAMES:
                     pipe.zrem(_capacity_key(bucket, "in_use"), *task_ids)
                     pipe.zrem(_capacity_key(bucket, "waiting"), *task_ids)
                 pipe.execute()
+
+    def due_task_ids(self, timer: str, started_before: float) -> list[str]:
+        """Tasks whose ``timer`` started before ``started_before``, earliest first."""
+        return _decoded(self._redis.zrangebyscore(timer_key(timer), "-inf", started_before))
+
+    def index_timers(self, every_seconds: float, batch: int = 200) -> set[str]:
+        """Once per ``every_seconds`` across processes: set every open task's timers from
+        its record. Writes keep them in step; this covers records written by a version
+        before timers (a rolling deploy). Returns the ids of open tasks whose records are
+        gone (none when another call had this period's turn)."""
+        if not self._redis.set(_TIMERS_INDEXED, "1", nx=True, px=max(1, int(every_seconds * 1000))):
+            return set()
+        ids, gone = self.open_task_ids(), set()
+        for start in range(0, len(ids), batch):
+            batch_ids = ids[start : start + batch]
+            keys = tuple(map(task_key, batch_ids))
+            gone |= set(batch_ids) - self._optimistic(keys, functools.partial(_index_timers_of, keys=keys))
+        return gone
 
     def polling_task_ids(self, service: str) -> list[str]:
         """Tasks submitted to ``service`` and still running there, oldest first."""
@@ -402,14 +442,32 @@ class TaskStore:
         key = task_key(task_id, "urls-refreshing")
         return bool(self._redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
 
+    def ensure_view(self, task_id: str) -> None:
+        """Render the view of a record written without one (by a version before views, or
+        by hand), to expire with the record; nothing when the record is gone."""
+
+        def body(pipe) -> None:
+            task = _parsed(pipe.get(task_key(task_id)))
+            if task is None:
+                return None
+            ttl_ms = pipe.pttl(task_key(task_id))
+            pipe.multi()
+            _write_view(pipe, task, ttl_ms / 1000 if ttl_ms > 0 else None)
+            pipe.execute()
+            return None
+
+        self._optimistic((task_key(task_id),), body)
+
     def _write(self, pipe: redis.client.Pipeline, task: Task) -> None:
         key = task_key(task.id)
         if task.is_terminal:
             pipe.set(key, task.to_json(), ex=self._retention_seconds)
+            _write_view(pipe, task, self._retention_seconds)
         else:
             # The backstop TTL runs from the last change: a task waiting its turn for hours
             # keeps its record and its upload.
             pipe.set(key, task.to_json(), ex=self._open_ttl_seconds)
+            _write_view(pipe, task, self._open_ttl_seconds)
             pipe.expire(task_key(task.id, "upload"), self._open_ttl_seconds)
         if task.is_terminal:
             pipe.delete(task_key(task.id, "upload"))  # inputs are not kept past their use
@@ -426,6 +484,7 @@ class TaskStore:
         if task.status == COMPLETED and IMAGES in task.object_keys:
             pipe.delete(task_key(task.id, "images"))  # paid images kept while storage was down: stored now
         self._write_capacity(pipe, task)
+        _write_timers(pipe, task)
 
     @staticmethod
     def _write_capacity(pipe: redis.client.Pipeline, task: Task) -> None:
@@ -442,6 +501,46 @@ class TaskStore:
                 pipe.zadd(_capacity_key(bucket, "in_use"), {task.id: task.claimed_at or task.updated_at})
             else:
                 pipe.zrem(_capacity_key(bucket, "in_use"), task.id)
+
+
+def view_key(task_id: str) -> str:
+    return task_key(task_id, "view")
+
+
+def _view_fields(task: Task) -> dict[str, str]:
+    waiting = task.submission == WAITING and not task.is_terminal
+    return status_view.view_fields(
+        task, _capacity_key(bucket_name(task.service, task.kind), "waiting") if waiting else None)
+
+
+def _write_view(pipe: redis.client.Pipeline, task: Task, ttl_seconds: float | None) -> None:
+    """Replace the task's view (fields of an earlier state must not linger)."""
+    key = view_key(task.id)
+    pipe.delete(key)
+    pipe.hset(key, items=_flat(_view_fields(task)))
+    if ttl_seconds is not None:
+        pipe.pexpire(key, max(1, int(ttl_seconds * 1000)))
+
+
+def _index_timers_of(pipe: redis.client.Pipeline, keys: tuple[str, ...]) -> set[str]:
+    """With the records at ``keys`` watched: their timers, written unless one changed
+    meanwhile. Returns the ids of the records found."""
+    tasks = [task for task in map(_parsed, pipe.mget(keys)) if task is not None]
+    pipe.multi()
+    for task in tasks:
+        _write_timers(pipe, task)
+    pipe.execute()
+    return {task.id for task in tasks}
+
+
+def _write_timers(pipe: redis.client.Pipeline, task: Task) -> None:
+    """The task's timers as its state has them, and no other."""
+    origins = timer_origins(task)
+    for timer in TIMERS:
+        if timer in origins:
+            pipe.zadd(timer_key(timer), {task.id: origins[timer]})
+        else:
+            pipe.zrem(timer_key(timer), task.id)
 
 
 def _check_created(task: Task, outcome) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from flask import Flask, g, request, send_from_directory
@@ -12,9 +11,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from bff.logs import configure_logging, log_mode, new_request_id, set_request_id
 from bff.settings import Settings
 from bff.tasks.services import Services
+from bff.web.access import record_request
 from bff.web.clients import Identity, SecurityDocs, identify_client, sign_in_help
 from bff.web.errors import BffApi, register_error_handlers
 from bff.web.rate_limits import init_rate_limits
+from bff.web.status_fast_path import StatusFastPath
+from bff.web.status_reads import init_status_reads
 from bff.web.unsettled import UnsettledCreates
 
 from .cli import credits_cli
@@ -28,8 +30,6 @@ Every generation endpoint answers `202 Accepted` with a `task_id` and a `status_
 poll the status until it is `completed` or `failed`. Errors always have the shape
 `{"code", "status", "message", "reason"?, "errors"?}`; each response carries an `X-Request-ID`.
 """
-
-access_log = logging.getLogger("bff.access")
 
 _SWAGGER_ASSETS = "/docs/assets/"
 # JSON bodies are small; anything larger is a mistake or an attack (answered 413).
@@ -51,8 +51,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app_services = Services.build(settings, max_redis_connections=settings.bff_redis_max_connections)
     app.extensions["bff"] = app_services
     app.extensions["bff_unsettled_creates"] = UnsettledCreates(app_services.redis, app_services.store)
-    # Railway and Heroku put exactly one proxy in front: trust its forwarding headers.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
     identity = Identity.from_settings(settings)
     # Swagger UI's "Authorize" button then sends the credentials each route needs.
@@ -64,9 +62,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     _register_request_hooks(app)
     app.before_request(lambda: identify_client(identity))
-    init_rate_limits(app, settings, app_services.redis)  # after identify_client: limits are per client
+    init_rate_limits(app, app_services.redis)
+    reader = init_status_reads(app, app_services.redis, app_services.store)
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
     app.cli.add_command(credits_cli)
+    # Railway and Heroku put exactly one proxy in front: trust its forwarding headers. Behind
+    # it, status reads in their plain form are answered before Flask (see status_fast_path).
+    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        StatusFastPath(app.wsgi_app, app_services, identity, reader), x_for=1, x_proto=1, x_host=1)
     return app
 
 
@@ -103,12 +106,6 @@ def _register_request_hooks(app: Flask) -> None:
     @app.after_request
     def return_request_id(response):
         response.headers["X-Request-ID"] = g.get("request_id") or ""
-        seconds = time.monotonic() - g.get("started", time.monotonic())
-        # The path only: query strings are the client's business, not the log's.
-        access_log.info("request", extra={
-            "method": request.method, "path": request.path, "status": response.status_code,
-            "duration_ms": round(seconds * 1000, 1),
-        })
-        # Counted by endpoint name, never by path: paths carry task ids.
-        services().metrics.http_request(request.endpoint, request.method, response.status_code, seconds)
+        record_request(services().metrics, request.endpoint, request.method, request.path, response.status_code,
+                       g.get("started", time.monotonic()))
         return response

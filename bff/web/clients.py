@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,31 +95,38 @@ def identify_client(identity: Identity) -> None:
     endpoint = request.endpoint
     if endpoint is None or endpoint in OPEN_ENDPOINTS:
         return
-    parts = []
+    g.client, g.claims = client_of(identity, endpoint, request.headers.get, request.remote_addr)
+
+
+# Reads a request header: (name, default) -> value.
+HeaderReader = Callable[[str, str], str | None]
+
+
+def client_of(identity: Identity, endpoint: str, header: HeaderReader,
+              address: str | None) -> tuple[str, Mapping[str, Any] | None]:
+    """The client a request to ``endpoint`` acts for, and the claims of its verified
+    sign-in token (None without sign-in); raises a refusal. Reads nothing but ``header``
+    and the caller's ``address``, so the status fast path asks it too."""
+    parts, claims = [], None
     if identity.keys is not None:
-        parts.append(f"key:{_app_named_by_key(identity.keys)}")
+        parts.append(f"key:{_app_named_by_key(identity.keys, header(API_KEY_HEADER, '') or '')}")
     if identity.users is not None:
-        claims, user_id = _signed_in_user(identity.users)
-        g.claims = claims
+        claims, user_id = _signed_in_user(identity.users, header("Authorization", "") or "")
         parts.append(f"user:{user_id}")
     if identity.app_check is not None and endpoint.startswith(_GENERATION_BLUEPRINT):
-        _check_app_attestation(identity.app_check)
-    g.client = "/".join(parts) or f"address:{request.remote_addr}"
+        _check_app_attestation(identity.app_check, (header(APP_CHECK_HEADER, "") or "").strip())
+    return "/".join(parts) or f"address:{address}", claims
 
 
-def current_client() -> str:
-    return g.client
-
-
-def _app_named_by_key(keys: ClientKeys) -> str:
-    app = keys.client_for(request.headers.get(API_KEY_HEADER, ""))
+def _app_named_by_key(keys: ClientKeys, presented: str) -> str:
+    app = keys.client_for(presented)
     if app is None:
         raise Unauthenticated(f"Missing or unknown {API_KEY_HEADER} header.")
     return app
 
 
-def _signed_in_user(users: TokenVerifier) -> tuple[Mapping[str, Any], str]:
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+def _signed_in_user(users: TokenVerifier, authorization: str) -> tuple[Mapping[str, Any], str]:
+    scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
         token = ""  # no Bearer credentials at all: the verifier names it "missing token"
     try:
@@ -134,8 +141,7 @@ def _signed_in_user(users: TokenVerifier) -> tuple[Mapping[str, Any], str]:
     return verified.claims, verified.user_id
 
 
-def _check_app_attestation(app_check: TokenVerifier) -> None:
-    token = request.headers.get(APP_CHECK_HEADER, "").strip()
+def _check_app_attestation(app_check: TokenVerifier, token: str) -> None:
     if not token:
         raise Unauthenticated(f"Missing {APP_CHECK_HEADER} header: send the app's Firebase App Check token.")
     try:

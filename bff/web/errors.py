@@ -11,6 +11,7 @@ This is the one place that turns a refusal (``bff.web.refusals``) into an HTTP a
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from flask import jsonify
@@ -25,6 +26,7 @@ from .refusals import (
     CreditsExhausted,
     InFlight,
     InvalidInput,
+    RateLimited,
     Refusal,
     ServiceBudgetExhausted,
     TaskNotFound,
@@ -75,6 +77,7 @@ _REFUSAL_STATUSES: dict[type[Refusal], int] = {
     TaskNotReady: 409,
     InFlight: 409,
     InvalidInput: 422,
+    RateLimited: 429,
     CreditsExhausted: 429,
     Unavailable: 503,
     ServiceBudgetExhausted: 503,
@@ -94,27 +97,55 @@ def register_error_handlers(app) -> None:
     app.register_error_handler(StorageUnavailable, _storage_unavailable)
 
 
-def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None,
-                   reason: str | None = None):
-    """The one error shape, for answers made outside flask-smorest's own handler."""
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """An error answer in the one shape, before it becomes a Flask (or a plain WSGI) response."""
+
+    status: int
+    body: dict
+    headers: dict[str, str]
+
+
+def error_answer(status: int, message: str, *, errors: dict | None = None,
+                 headers: dict[str, str] | None = None, reason: str | None = None) -> ErrorAnswer:
     body: dict = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
     if reason:
         body["reason"] = reason
     if errors:
         body["errors"] = errors
-    response = jsonify(body)
-    response.status_code = status
-    response.headers.update(headers or {})
+    return ErrorAnswer(status, body, headers or {})
+
+
+def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None,
+                   reason: str | None = None):
+    """The one error shape, for answers made outside flask-smorest's own handler."""
+    return _as_response(error_answer(status, message, errors=errors, headers=headers, reason=reason))
+
+
+def _as_response(answer: ErrorAnswer):
+    response = jsonify(answer.body)
+    response.status_code = answer.status
+    response.headers.update(answer.headers)
     return response
 
 
-def _refused(refusal: Refusal):
+def refusal_answer(refusal: Refusal) -> ErrorAnswer:
     headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else {}
     if isinstance(refusal, TokenRefused):
         # RFC 6750 section 3; the reasons are fixed phrases (bff.identity.errors), never token text.
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
-    return error_response(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
-                          headers=headers, reason=refusal.reason)
+    return error_answer(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
+                        headers=headers, reason=refusal.reason)
+
+
+def redis_unavailable_answer(error: Exception) -> ErrorAnswer:
+    log.error("redis unavailable", extra={"error": type(error).__name__})
+    return error_answer(503, "Task storage is unreachable; retry shortly.",
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _refused(refusal: Refusal):
+    return _as_response(refusal_answer(refusal))
 
 
 def _storage_unavailable(error: StorageUnavailable):
@@ -124,6 +155,4 @@ def _storage_unavailable(error: StorageUnavailable):
 
 
 def _redis_unavailable(error: Exception):
-    log.error("redis unavailable", extra={"error": type(error).__name__})
-    return error_response(503, "Task storage is unreachable; retry shortly.",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return _as_response(redis_unavailable_answer(error))

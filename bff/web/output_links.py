@@ -15,8 +15,7 @@ import time
 from bff.results.object_store import ObjectStore
 from bff.tasks.record import COMPLETED, IMAGES, MODEL, PREVIEW, Task
 from bff.tasks.services import Services
-
-from .task_view import iso8601
+from bff.tasks.status_view import iso8601
 
 REFRESH_WAIT_SECONDS = 5.0  # a worker answers in well under a second; a web thread waits no longer
 _REFRESH_CHECK_SECONDS = 0.2

@@ -53,6 +53,10 @@ class Unavailable(Refusal):
     """Something the answer needs cannot be had right now; retry after ``retry_after``."""
 
 
+class RateLimited(Refusal):
+    """This client is over a request limit; retry after ``retry_after`` seconds."""
+
+
 class CreditsExhausted(Refusal):
     """The user's credits for today are used up; ``retry_after``: until the UTC day resets."""
 

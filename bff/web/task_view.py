@@ -1,63 +1,35 @@
-"""What a client sees of a task: the status body, built from the record alone."""
+"""The BFF's own links, absolute under the scheme and host of the request (the paths
+themselves are ``bff.tasks.status_view``'s, which renders the status body)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import functools
 
-from flask import url_for
+from flask import request
+from werkzeug.sansio.utils import get_current_url
+from werkzeug.wsgi import get_host
 
-from bff.tasks.record import COMPLETED, IMAGES, MODEL, PREVIEW, Task
+from bff.tasks.record import Task
+from bff.tasks.status_view import status_path
 
 
-def iso8601(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def base_url(environ: dict | None = None) -> str:
+    """Scheme, host and script root of the request (this one, or the one of ``environ``)
+    as url_for(_external=True) builds them: werkzeug's host_url, validated the same way."""
+    environ = request.environ if environ is None else environ
+    return _base_url(environ["wsgi.url_scheme"], environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+                     environ.get("SERVER_PORT"), environ.get("SCRIPT_NAME", ""))
+
+
+@functools.lru_cache(maxsize=256)  # a service answers under a few names: parsed once each
+def _base_url(scheme: str, host: str | None, server_name: str | None, server_port: str | None,
+              script_name: str) -> str:
+    environ = {"wsgi.url_scheme": scheme, "SERVER_NAME": server_name, "SERVER_PORT": server_port}
+    if host is not None:
+        environ["HTTP_HOST"] = host
+    host_url = get_current_url(scheme, get_host(environ))
+    return host_url[:-1] + script_name.rstrip("/")
 
 
 def status_url(task: Task) -> str:
-    return url_for("tasks.task_status", task_id=task.id, service=task.service, _external=True)
-
-
-def result_links(task: Task) -> list[str]:
-    """BFF links to every result of a completed task, in order: its images, or its model."""
-    if task.status != COMPLETED:
-        return []
-    if IMAGES in task.outputs:
-        return [url_for("tasks.task_image", task_id=task.id, index=index, _external=True)
-                for index in range(task.outputs[IMAGES])]
-    if MODEL in task.outputs:
-        return [url_for("tasks.task_result", task_id=task.id, _external=True)]
-    return []
-
-
-def status_body(task: Task, images_b64: list[str] | None = None, queue_position: int | None = None,
-                conversions: list[Task] | None = None) -> dict:
-    links = result_links(task)
-    has_preview = task.status == COMPLETED and PREVIEW in task.outputs
-    body = {
-        "task_id": task.id,
-        "service": task.service,
-        "status": task.status,
-        "progress": task.progress,
-        "result_url": links[0] if links else None,
-        "result_urls": links or None,
-        "preview_url": url_for("tasks.task_preview", task_id=task.id, _external=True) if has_preview else None,
-        "error": {"code": task.error.code, "message": task.error.message} if task.error else None,
-        "created_at": iso8601(task.created_at),
-        "updated_at": iso8601(task.updated_at),
-    }
-    if images_b64 is not None:
-        body["b64_json"] = images_b64
-    if queue_position is not None:
-        body["queue_position"] = queue_position
-    if links and MODEL in task.outputs:
-        body["result_format"] = task.outputs[MODEL]
-    if conversions is not None:
-        body["conversions"] = [_conversion(conversion) for conversion in conversions]
-    return body
-
-
-def _conversion(conversion: Task) -> dict:
-    params = conversion.params
-    return {"task_id": conversion.id, "format": params["format"], "face_limit": params["face_limit"],
-            "texture_size": params["texture_size"], "status": conversion.status,
-            "status_url": status_url(conversion)}
+    return base_url() + status_path(task)

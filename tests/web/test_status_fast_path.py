@@ -1,0 +1,124 @@
+"""The status read's fast path answers as the Flask route does (it is the same read), and
+hands Flask everything it does not serve itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pytest
+
+from bff.metrics import HTTP_REQUESTS, metric_key
+from bff.tasks.error_codes import task_error
+from bff.tasks.record import WAITING
+from bff.web import create_app
+from sandbox.identity import SANDBOX_AUDIENCE
+from tests.helpers import completed_model, new_text_task, store_for
+
+# A query the fast path does not serve (an unknown parameter, which the Flask route ignores):
+# the same read through Flask, to compare with.
+THROUGH_FLASK = "&via=flask"
+
+
+def both(client, path: str, **headers):
+    """The answer of the fast path and of the Flask route to the same read."""
+    return client.get(path, headers=headers), client.get(path + THROUGH_FLASK, headers=headers)
+
+
+def same_answer(fast, flask) -> None:
+    assert fast.status_code == flask.status_code
+    assert fast.get_json() == flask.get_json()
+    for header in ("Content-Type", "Retry-After", "WWW-Authenticate"):
+        assert fast.headers.get(header) == flask.headers.get(header), header
+    assert fast.headers["X-Request-ID"] and flask.headers["X-Request-ID"]
+
+
+@pytest.fixture
+def flask_route_calls(app, monkeypatch):
+    calls = []
+    view = app.view_functions["tasks.task_status"]
+    monkeypatch.setitem(app.view_functions, "tasks.task_status", lambda **kwargs: calls.append(1) or view(**kwargs))
+    return calls
+
+
+def test_a_plain_read_is_answered_before_flask(client, redis_client, flask_route_calls):
+    task = new_text_task(redis_client)
+
+    assert client.get(f"/tasks/{task.id}/status?service=tripo").status_code == 200
+    assert client.get(f"/tasks/{task.id}/status?service=tripo{THROUGH_FLASK}").status_code == 200
+    assert flask_route_calls == [1]
+
+
+def test_both_paths_answer_alike(client, redis_client):
+    store = store_for(redis_client)
+    waiting, failed = new_text_task(redis_client), new_text_task(redis_client)
+    store.update(waiting.id, lambda current: current.evolve(submission=WAITING))
+    store.update(failed.id, lambda current: current.failed(task_error("timeout")))
+    model = completed_model(redis_client, outputs={"model": "glb", "preview": "png"})
+
+    for path in (f"/tasks/{waiting.id}/status?service=tripo", f"/tasks/{failed.id}/status?service=tripo",
+                 f"/tasks/{model.id}/status?service=tripo", f"/tasks/{model.id}/status?service=tripo&include=b64_json",
+                 f"/tasks/{model.id}/status?include=b64_json&service=tripo",
+                 f"/tasks/{model.id}/status?service=openai", "/tasks/no-such-task/status?service=tripo"):
+        same_answer(*both(client, path, **{"X-Forwarded-Host": "api.makeit3d.app", "X-Forwarded-Proto": "https"}))
+
+
+def test_over_the_limit_both_paths_answer_alike(settings, redis_client):
+    client = create_app(dataclasses.replace(settings, bff_status_requests_per_minute=1)).test_client()
+    task = new_text_task(redis_client)
+    client.get(f"/tasks/{task.id}/status?service=tripo")
+
+    fast, flask = both(client, f"/tasks/{task.id}/status?service=tripo")
+
+    assert fast.status_code == 429
+    same_answer(fast, flask)
+
+
+def test_refused_credentials_are_answered_by_flask_alike(settings, redis_client, issuer):
+    client = create_app(dataclasses.replace(settings, bff_auth_issuer=issuer.url,
+                                            bff_auth_audience=SANDBOX_AUDIENCE)).test_client()
+
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        fast, flask = both(client, "/tasks/abc/status?service=tripo", **headers)
+        assert fast.status_code == 401
+        same_answer(fast, flask)
+
+
+def test_a_signed_in_user_reads_their_own_task_only(settings, redis_client, issuer):
+    client = create_app(dataclasses.replace(settings, bff_auth_issuer=issuer.url,
+                                            bff_auth_audience=SANDBOX_AUDIENCE)).test_client()
+    alice, bob = ({"Authorization": f"Bearer {issuer.token(sub=user)}"} for user in ("alice", "bob"))
+    task_id = client.post("/generate/text-to-model", json={"prompt": "a cup"}, headers=alice).get_json()["task_id"]
+
+    assert client.get(f"/tasks/{task_id}/status?service=tripo", headers=alice).status_code == 200
+    assert client.get(f"/tasks/{task_id}/status?service=tripo", headers=bob).status_code == 404
+
+
+@pytest.mark.parametrize("query", ["", "?service=stability", "?service=tripo&include=everything"])
+def test_other_query_forms_get_flasks_422(client, redis_client, query):
+    task = new_text_task(redis_client)
+
+    answer = client.get(f"/tasks/{task.id}/status{query}")
+
+    assert answer.status_code == 422 and answer.get_json()["errors"]["query"]
+
+
+def test_a_fast_read_is_logged_and_counted_as_the_route(client, redis_client, app, caplog):
+    task = new_text_task(redis_client)
+    caplog.set_level(logging.INFO, logger="bff.access")
+
+    answer = client.get(f"/tasks/{task.id}/status?service=tripo", headers={"X-Request-ID": "poll-1"})
+    app.extensions["bff"].metrics.close()  # sends this process's counts
+
+    line = next(record for record in caplog.records if record.name == "bff.access")
+    assert (line.path, line.status, line.method, line.request_id) == (f"/tasks/{task.id}/status", 200, "GET", "poll-1")
+    assert answer.headers["X-Request-ID"] == "poll-1"
+    assert b'["tasks.task_status","GET","200"]' in redis_client.hkeys(metric_key(HTTP_REQUESTS.name))
+
+
+def test_the_flask_hooks_are_the_ones_the_fast_path_mirrors(app):
+    """A per-request hook added to the app must be added to bff.web.status_fast_path too."""
+    hooks = {name: [hook.__name__ for hook in functions] for name, functions in
+             (("before", app.before_request_funcs[None]), ("after", app.after_request_funcs[None]))}
+
+    assert hooks == {"before": ["assign_request_id", "<lambda>"], "after": ["return_request_id"]}
