@@ -34,8 +34,9 @@ def start_launcher(environ: dict, role: str = "all") -> subprocess.Popen:
 
 def run_demo(base_url: str, sandbox_port: str) -> subprocess.CompletedProcess:
     token_url = f"http://127.0.0.1:{sandbox_port}/auth/token"  # the sandbox's local sign-in issuer
+    # A bound for a loaded machine: the demo runs its eight flows one after another.
     return subprocess.run([sys.executable, "scripts/demo.py", "--base-url", base_url, "--token-url", token_url],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("store", ["embedded", "redis"])
