@@ -36,7 +36,10 @@ from .submission import submit
 log = logging.getLogger(__name__)
 
 POLL_LOCK_KEY = "bff:poller:running"
-POLL_LOCK_SECONDS = 120  # longer than any cycle; frees itself if a worker dies mid-cycle
+# Longer than any cycle (milliseconds now that a cycle reads only what is due), and short,
+# because the lock outlives a cycle cut off mid-way (a worker killed, or Redis stopped and
+# restarted from its AOF): polling waits that long before it resumes.
+POLL_LOCK_SECONDS = 30
 
 
 # A submission may keep a paid result for as long as the task's deadline allows (see
