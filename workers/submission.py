@@ -10,6 +10,7 @@ whose worker died mid-call is settled by ``workers.reconcile``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -21,20 +22,21 @@ from bff.tasks import lifecycle
 from bff.tasks.capacity import bucket_for
 from bff.tasks.error_codes import task_error
 from bff.tasks.lifecycle import TaskChange
-from bff.tasks.record import CLAIMED, UPLOAD, Task
+from bff.tasks.record import CLAIMED, UPLOAD, Service, Task
 from bff.tasks.store import TaskStore
 
 from .backoff import backoff_seconds
+from .reconcile import CLAIM_TIMEOUT_SECONDS
 from .runtime import WorkerRuntime
 from .senders import SENDERS, ClaimLost
 from .storing import discard_upload
 
 log = logging.getLogger(__name__)
 
-# Recording the outcome of a provider call must not be lost to a short Redis blip: the
-# call has been paid for.
-_RECORD_ATTEMPTS = 6
+# Recording the outcome of a provider call must not be lost to a Redis outage: the call
+# has been paid for. Pauses grow by this step up to the cap.
 _RECORD_PAUSE_SECONDS = 0.5
+_RECORD_PAUSE_CAP_SECONDS = 3.0
 
 
 def submit(runtime: WorkerRuntime, task_id: str) -> float | None:
@@ -78,21 +80,27 @@ def _send(runtime: WorkerRuntime, claimed: Task) -> float | None:
         log.exception("submission crashed")
         store.update(claimed.id, lambda current: lifecycle.fail(current, claimed, task_error("internal_error")))
         return None
-    _record_outcome(store, claimed.id, finish)
+    _record_outcome(store, claimed, finish)
     return None
 
 
-def _record_outcome(store: TaskStore, task_id: str, finish: TaskChange) -> None:
-    for attempt in range(1, _RECORD_ATTEMPTS + 1):
+def _record_outcome(store: TaskStore, claimed: Task, finish: TaskChange) -> None:
+    """Record what the provider answered, trying for as long as the claim holds: until
+    then reconciliation leaves the task to this worker, and after it the task fails as
+    ``provider_outcome_unknown`` (the answer, known here, would be lost)."""
+    give_up_at = (claimed.claimed_at or time.time()) + CLAIM_TIMEOUT_SECONDS[Service(claimed.service)]
+    for attempt in itertools.count(1):
         try:
-            if store.update(task_id, finish) is None:
+            if store.update(claimed.id, finish) is None:
                 log.warning("the task ended while its provider call ran; the provider's result is not used")
             return
         except REDIS_UNAVAILABLE_ERRORS:
-            if attempt == _RECORD_ATTEMPTS:
+            pause = min(_RECORD_PAUSE_CAP_SECONDS, _RECORD_PAUSE_SECONDS * attempt)
+            if time.time() + pause > give_up_at:
                 log.error("could not record a finished provider call; reconciliation will settle the task")
                 raise
-            time.sleep(_RECORD_PAUSE_SECONDS * attempt)
+            log.warning("could not record a finished provider call yet; trying again")
+            time.sleep(pause)
 
 
 def _retry_later(runtime: WorkerRuntime, claimed: Task, *, rate_limited: bool,

@@ -49,7 +49,7 @@ def test_a_worker_killed_mid_work_loses_nothing_and_sends_nothing_twice(client, 
 
 
 def test_redis_stopped_gives_fast_503s_and_the_service_recovers_by_itself(tripo_stand_in):
-    tripo_url, _ = tripo_stand_in
+    tripo_url, stand_in = tripo_stand_in
     redis_server = PrivateRedis(persistent=True)
     redis_server.start()
     port = free_port()
@@ -75,6 +75,8 @@ def test_redis_stopped_gives_fast_503s_and_the_service_recovers_by_itself(tripo_
         for task in (before, after):
             status_url = task["status_url"]
             wait_until(lambda url=status_url: requests.get(url, timeout=5).json()["status"] == "completed", timeout=60)
+        # The request answered 503 made no task; each accepted one was sent exactly once.
+        assert sorted(request.json["prompt"] for request in stand_in.creates()) == ["after", "before"]
     finally:
         stop(web, worker)
         redis_server.remove()

@@ -3,13 +3,17 @@ one create per task, and what each kind of provider failure does to the task."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 import pytest
 import requests
 
 from bff.providers.errors import UNSENT_FAULT_ATTEMPTS
 from bff.providers.tripo_requests import tripo_create_request
-from tests.conftest import TRIPO_BASE_URL
+from tests.conftest import TRIPO_BASE_URL, redis_port, wait_until
 from tests.helpers import new_text_task, store_for, submit
+from tests.redis_proxy import LossyRedisProxy
 
 CREATE_URL = f"{TRIPO_BASE_URL}/generation/text-to-model"
 
@@ -149,3 +153,42 @@ def _env() -> dict:
     import os
 
     return dict(os.environ)
+
+
+def test_a_created_task_is_recorded_after_a_redis_outage_longer_than_a_blip(
+        redis_client, settings, requests_mock, caplog, monkeypatch):
+    """Redis goes away just as Tripo accepts the create: the worker keeps trying to record
+    the paid task (many more times than a blip needs) and records it once Redis is back,
+    rather than leaving it to fail as provider_outcome_unknown."""
+    from workers import runtime, submission
+
+    monkeypatch.setattr(submission, "_RECORD_PAUSE_SECONDS", 0.01)
+    monkeypatch.setattr(submission, "_RECORD_PAUSE_CAP_SECONDS", 0.05)
+    proxy = LossyRedisProxy(redis_port())
+    worker_runtime = runtime.WorkerRuntime.build(dataclasses.replace(settings, redis_url=proxy.url))
+
+    def accept_then_lose_redis(request, context):
+        proxy.refuse()
+        return {"code": 0, "data": {"task_id": "tripo-after-outage"}}
+
+    requests_mock.post(CREATE_URL, json=accept_then_lose_redis)
+    task = new_text_task(redis_client)
+    retries = []
+
+    def redis_back_after_many_retries():
+        wait_until(lambda: len([r for r in caplog.records if "trying again" in r.getMessage()]) >= 12)
+        retries.append(len(caplog.records))
+        proxy.refuse(False)
+
+    restorer = threading.Thread(target=redis_back_after_many_retries)
+    restorer.start()
+    try:
+        assert submission.submit(worker_runtime, task.id) is None
+    finally:
+        restorer.join()
+        proxy.close()
+
+    assert retries, "Redis came back only after a dozen failed attempts"
+    recorded = store_for(redis_client).get(task.id)
+    assert recorded.submission == "submitted" and recorded.provider_task_id == "tripo-after-outage"
+    assert requests_mock.call_count == 1
