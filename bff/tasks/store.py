@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
+from bff.sliding_window import SLIDING_WINDOW_LUA, WindowCheck
+
 from . import conversions, status_view
 from .capacity import BUCKET_NAMES, IN_FLIGHT_BUCKETS, Bucket, bucket_name
 from .lifecycle import TIMERS, TaskChange, timer_origins
@@ -117,25 +119,43 @@ class CreateRefused(Exception):
         self.reason = reason
 
 
+class OverRequestLimit(Exception):
+    """The request limit refused the task: nothing was written. ``window`` is what
+    ``sliding_window`` answered, to tell the client when to retry."""
+
+    def __init__(self, window: list[int]):
+        super().__init__("over the request limit")
+        self.window = window
+
+
 # What a task's record holds once the task is void: see TaskStore.resolve_create.
 _VOID = "void"
 
 # Creates the record unless the key holds anything (a record, or the void mark), then runs
 # the other writes (each given as its length followed by its words). 1: recorded now, or
 # by an earlier run of this same call (the key holds this very record); 0: not recorded;
-# a word: the admission check refused (ARGV[4] counts its arguments, which follow).
-# Every check comes before any write: a script that stops half way keeps what it wrote.
+# a table: the request limit refused it (``sliding_window``'s answer; ARGV[4] counts the
+# window's arguments, which follow: previous key, current key, limit, window in ms); a
+# word: the admission check refused (the argument after the window's counts its
+# arguments, which follow). The request is counted before the admission check, as every
+# request is, admitted or not; every other write comes after every check: a script that
+# stops half way keeps what it wrote.
 _CREATE = """
 local unpack = unpack or table.unpack
 local existing = redis.call('GET', ARGV[1])
 if existing then return existing == ARGV[2] and 1 or 0 end
-local checked = 4 + tonumber(ARGV[4])
-if checked > 4 then
-  local refusal = admit({unpack(ARGV, 5, checked)})
+local i = 5 + tonumber(ARGV[4])
+if i > 5 then
+  local window = sliding_window(ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]))
+  if window[1] == 0 then return window end
+end
+local checked = i + tonumber(ARGV[i])
+if checked > i then
+  local refusal = admit({unpack(ARGV, i + 1, checked)})
   if refusal then return refusal end
 end
 redis.call('SET', ARGV[1], ARGV[2], 'EX', ARGV[3])
-local i = checked + 1
+i = checked + 1
 while i <= #ARGV do
   local length = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + length))
@@ -148,7 +168,7 @@ return 1
 def _create_script(admission_check: str) -> str:
     """The create script with ``admission_check`` as the body of ``admit(args)``: Lua that
     reads what it needs and returns a refusal word, or nothing to admit the task."""
-    return f"local function admit(args)\n{admission_check}\nend\n{_CREATE}"
+    return f"{SLIDING_WINDOW_LUA}\nlocal function admit(args)\n{admission_check}\nend\n{_CREATE}"
 
 
 # 1 when the record exists; otherwise the key is marked void for as long as a record could live.
@@ -180,21 +200,26 @@ class TaskStore:
         self._open_ttl_seconds = max(1, int(open_ttl_seconds))
 
     def create(self, task: Task, upload: Upload | None = None, remember: Remembered | None = None,
-               admission: Admission | None = None) -> None:
+               admission: Admission | None = None, window: WindowCheck | None = None) -> None:
         """Record a new task, with its uploaded input when it has one, a value to
         remember alongside (an idempotency answer) and what its ``admission`` writes:
-        all or nothing, in one script. Raises ``CreateRefused`` when the admission check
-        refuses the task.
+        all or nothing, in one script, which first counts the request in its limit's
+        ``window`` when given. Raises ``OverRequestLimit`` or ``CreateRefused`` when the
+        limit or the admission check refuses the task.
 
         Running it again (redis-py re-sends a command whose reply was lost) changes
         nothing. Once the task is void it never writes: see ``resolve_create``."""
-        _check_created(task, self._create_script(args=self._create_args(task, upload, remember, admission)))
+        args = self._create_args(task, upload, remember, admission, window)
+        _check_created(task, self._create_script(args=args))
 
     def _create_args(self, task: Task, upload: Upload | None, remember: Remembered | None,
-                     admission: Admission | None, others: list[list] | None = None) -> list:
+                     admission: Admission | None, window: WindowCheck | None,
+                     others: list[list] | None = None) -> list:
         record, *writes = self.create_commands(task, upload, remember)
+        window_args = [*window.keys, *window.args] if window else []
         check_args = admission.check_args if admission else []
-        args = [record[1], record[2], self._open_ttl_seconds, len(check_args), *check_args]
+        args = [record[1], record[2], self._open_ttl_seconds, len(window_args), *window_args,
+                len(check_args), *check_args]
         for command in [*writes, *(others or []), *(admission.writes if admission else [])]:
             args += [len(command), *command]
         return args
@@ -226,7 +251,7 @@ class TaskStore:
         return bool(self._resolve_script(keys=[task_key(task.id)], args=[self._open_ttl_seconds, _VOID]))
 
     def create_conversion(self, task: Task, remember: Remembered | None = None,
-                          admission: Admission | None = None) -> Task | None:
+                          admission: Admission | None = None, window: WindowCheck | None = None) -> Task | None:
         """Record a conversion task and index it under its model, in one transaction; or,
         when the model already has a conversion of the same format and options that has
         not failed, record nothing and return that one (so two taps make one conversion)."""
@@ -242,7 +267,8 @@ class TaskStore:
             if earlier is not None and conversions.reusable(earlier):
                 return earlier
             pipe.multi()
-            self._create_script(args=self._create_args(task, None, remember, admission, index_writes), client=pipe)
+            self._create_script(args=self._create_args(task, None, remember, admission, window, index_writes),
+                                client=pipe)
             _check_created(task, pipe.execute()[0])
             return None
 
@@ -545,6 +571,8 @@ def _write_timers(pipe: redis.client.Pipeline, task: Task) -> None:
 
 def _check_created(task: Task, outcome) -> None:
     """Raise unless the create script recorded the task (see ``_CREATE``)."""
+    if isinstance(outcome, list):
+        raise OverRequestLimit(outcome)
     if isinstance(outcome, bytes | str):
         raise CreateRefused(outcome.decode() if isinstance(outcome, bytes) else outcome)
     if not outcome:

@@ -1,9 +1,9 @@
 """Accepting a generation request: the one intake function.
 
 ``accept`` validates what the schemas cannot (the model a refine or a conversion works
-on), applies the Idempotency-Key, records the task (reserving its price in credits in
-the same script, when credits are enabled: a refusal records nothing) and nudges a
-worker; a conversion the model already has (same format and options, not failed)
+on), applies the Idempotency-Key, records the task (counting the request in its limit
+and reserving its price in credits in the same script, when given and enabled: a
+refusal records nothing) and nudges a worker; a conversion the model already has (same format and options, not failed)
 answers instead of a new one. The request never calls a provider. The record is
 written before the message is sent, so a worker never receives a message for a task
 that does not exist. Once the record is written the client gets its 202, whatever
@@ -22,12 +22,14 @@ from bff.credits.book import CREDITS_EXHAUSTED, SERVICE_BUDGET_EXHAUSTED
 from bff.providers.tripo_requests import conversion_options
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 from bff.results.task_files import keep_upload
+from bff.sliding_window import WindowCheck
 from bff.tasks import conversions
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
-from bff.tasks.store import Admission, CreateRefused, Remembered
+from bff.tasks.store import Admission, CreateRefused, OverRequestLimit, Remembered
 
 from . import idempotency
+from .rate_limits import Family
 from .refusals import CreditsExhausted, Refusal, ServiceBudgetExhausted, TaskNotFound, TaskNotReady
 from .unsettled import UnsettledCreates
 
@@ -63,9 +65,11 @@ class Accepted:
 def accept(
     services: Services, caller: Caller, *, service: Service, kind: Kind, args: dict,
     status_url: Callable[[Task], str], unsettled: UnsettledCreates, upload: Upload | None = None,
+    counted_in: Family | None = None,
 ) -> Accepted:
     """Accept a task made of the request's ``args``, or replay the answer to an earlier
-    request with the same Idempotency-Key."""
+    request with the same Idempotency-Key. The request is counted against ``counted_in``
+    by the script that records the task (None: the route counted it already)."""
     claim, replay = idempotency.begin(services.redis, caller, args, upload)
     if replay is not None:
         return Accepted(replay["body"], replay["location"], replayed=True)
@@ -81,7 +85,12 @@ def accept(
         if claim:
             idempotency.abandon(services.redis, claim)
         raise
-    earlier = _record(services, task, upload, remember, claim, unsettled, admission)
+    window = counted_in.window_check(services.settings, caller.client) if counted_in else None
+    try:
+        earlier = _record(services, task, upload, remember, claim, unsettled, admission, window)
+    except OverRequestLimit as refused:
+        assert counted_in is not None  # only a window refuses
+        raise counted_in.refusal(services.settings, refused.window) from None
     if earlier is not None:
         # Nothing new to remember: a retry with the key finds the same conversion again.
         if claim:
@@ -95,7 +104,8 @@ def accept(
 
 
 def _record(services: Services, task: Task, upload: Upload | None, remember: Remembered | None,
-            claim: idempotency.Claim | None, unsettled: UnsettledCreates, admission: Admission | None) -> Task | None:
+            claim: idempotency.Claim | None, unsettled: UnsettledCreates, admission: Admission | None,
+            window: WindowCheck | None) -> Task | None:
     """Record the task (for a conversion the model already has, return that one instead),
     or raise with the outcome settled: a create whose reply was lost may have run, so it is
     never taken as failed until Redis says so (the task then is void and can never be
@@ -104,12 +114,14 @@ def _record(services: Services, task: Task, upload: Upload | None, remember: Rem
     started = time.monotonic()
     try:
         if task.kind == Kind.CONVERT_MODEL:
-            return services.store.create_conversion(task, remember, admission)
-        services.store.create(task, upload, remember, admission)
+            return services.store.create_conversion(task, remember, admission, window)
+        services.store.create(task, upload, remember, admission, window)
         return None
-    except CreateRefused as refused:
+    except (CreateRefused, OverRequestLimit) as refused:
         if claim:
             idempotency.abandon(services.redis, claim)
+        if isinstance(refused, OverRequestLimit):
+            raise
         raise _out_of_credits(refused.reason, services.credits.seconds_until_reset()) from None
     except REDIS_UNAVAILABLE_ERRORS as error:
         lost = error

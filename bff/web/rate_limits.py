@@ -6,11 +6,24 @@ minute: the count of the current minute plus the previous minute's count weighte
 how much of it still overlaps the window. This is the `limits` library's
 "sliding-window-counter" (which flask-limiter ran here before), with the same keys and
 the same arithmetic, so counts carry over a rolling deploy. One Lua script checks and
-counts, atomically: one round trip, and a status read does it inside its own script
-(``bff.web.status_reads``) at no extra round trip.
+counts, atomically: one round trip. Where a request makes one Redis call anyway, the
+count rides inside it: a status read's script (``bff.web.status_reads``), and the script
+that records a new task (``bff.tasks.store``), so a submission is counted, and refused
+when over, in the same round trip that records it.
 
-A request over its limit is refused (``RateLimited``: a 429 with ``Retry-After``) before
-the view does anything, so it creates no task.
+Which routes count where:
+
+- ``counted(family)`` decorates a route: the request is counted (or refused) before the
+  view does anything. Routes that do costly work before recording (the upload route
+  checks and stores the image) and every read route count this way.
+- ``family.window_check(...)``, handed to intake, counts the request in the create
+  script. The generation routes without uploads count this way. A request they answer
+  without recording a task (an Idempotency-Key replay, an unknown or unready model, a
+  conversion the model already has) is not counted: it creates nothing and costs at most
+  a Redis read.
+
+A request over its limit is refused (``RateLimited``: a 429 with ``Retry-After``) and
+creates no task.
 """
 
 from __future__ import annotations
@@ -19,44 +32,17 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from flask import current_app, g
 
 from bff.settings import Settings
+from bff.sliding_window import SLIDING_WINDOW_LUA, WindowCheck
 
 from .refusals import RateLimited
 from .services import services
 
 WINDOW_SECONDS = 60
-
-# ``sliding_window(previous_key, current_key, limit, expiry_ms)``: counts one request
-# unless that would exceed ``limit``. Returns {1 if counted else 0, previous count, its
-# ttl in ms, current count, its ttl in ms}. The arithmetic of limits' acquire script: the
-# current counter lives for two windows; once it is one window old it becomes the previous.
-SLIDING_WINDOW_LUA = """
-local function sliding_window(previous_key, current_key, limit, expiry)
-  local current_ttl = tonumber(redis.call('pttl', current_key))
-  if current_ttl > 0 and current_ttl < expiry then
-    redis.call('rename', current_key, previous_key)
-    redis.call('set', current_key, 0, 'PX', current_ttl + expiry)
-  end
-  local previous_count = tonumber(redis.call('get', previous_key)) or 0
-  local previous_ttl = math.max(0, tonumber(redis.call('pttl', previous_key)))
-  local current_count = tonumber(redis.call('get', current_key)) or 0
-  current_ttl = math.max(0, tonumber(redis.call('pttl', current_key)))
-  if math.floor(previous_count * previous_ttl / expiry) + current_count + 1 > limit then
-    return {0, previous_count, previous_ttl, current_count, current_ttl}
-  end
-  if redis.call('exists', current_key) == 1 then
-    redis.call('incrby', current_key, 1)
-  else
-    redis.call('set', current_key, 1, 'PX', expiry * 2)
-  end
-  return {1, previous_count, previous_ttl, current_count + 1, current_ttl}
-end
-"""
 
 _CHECK = SLIDING_WINDOW_LUA + "return sliding_window(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))"
 
@@ -75,10 +61,10 @@ class Family:
         current = f"LIMITS:{{LIMITER/{client}/{self.setting}/{limit}/1/minute}}"
         return [f"{current}/-1", current]
 
-    def script_arguments(self, settings: Settings, client: str) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of ``sliding_window`` for one request of ``client``."""
+    def window_check(self, settings: Settings, client: str) -> WindowCheck:
+        """What ``sliding_window`` counts for one request of ``client``."""
         limit = self.limit(settings)
-        return self.window_keys(client, limit), [limit, WINDOW_SECONDS * 1000]
+        return WindowCheck(self.window_keys(client, limit), [limit, WINDOW_SECONDS * 1000])
 
     def refusal(self, settings: Settings, window: list[int]) -> RateLimited:
         """Why a request was not counted, from ``sliding_window``'s answer: when to retry is
@@ -99,7 +85,7 @@ TRIPO_OTHER = Family("bff_tripo_other_requests_per_minute")
 STATUS = Family("bff_status_requests_per_minute")
 
 
-def _limited(family: Family) -> Callable[[Callable], Callable]:
+def counted(family: Family) -> Callable[[Callable], Callable]:
     """A view decorator: count the request against ``family`` first, or refuse it."""
 
     def decorate(view: Callable) -> Callable:
@@ -116,16 +102,13 @@ def _limited(family: Family) -> Callable[[Callable], Callable]:
 def check_limit(family: Family) -> None:
     """Count this request of ``g.client`` against ``family``; raises RateLimited when over."""
     app_services = services()
-    keys, arguments = family.script_arguments(app_services.settings, g.client)
-    window = current_app.extensions["bff_rate_limit_script"](keys=keys, args=arguments)
+    check = family.window_check(app_services.settings, g.client)
+    window = current_app.extensions["bff_rate_limit_script"](keys=check.keys, args=check.args)
     if not window[0]:
         raise family.refusal(app_services.settings, window)
 
 
-openai_requests = _limited(OPENAI)
-tripo_refine_requests = _limited(TRIPO_REFINE)
-tripo_other_requests = _limited(TRIPO_OTHER)
-status_requests = _limited(STATUS)
+status_requests = counted(STATUS)
 
 
 def init_rate_limits(app, client: redis.Redis) -> None:

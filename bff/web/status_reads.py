@@ -17,10 +17,11 @@ import redis
 from flask import Flask, current_app
 
 from bff.settings import Settings
+from bff.sliding_window import SLIDING_WINDOW_LUA
 from bff.tasks import status_view
 from bff.tasks.store import TASK_KEY_PREFIX, TaskStore, task_key, view_key
 
-from .rate_limits import SLIDING_WINDOW_LUA, STATUS
+from .rate_limits import STATUS
 from .refusals import TaskNotFound
 
 # KEYS: record, view, conversions index[, previous window, current window]
@@ -93,8 +94,8 @@ class StatusReader:
         another service."""
         keys = [task_key(task_id), view_key(task_id), task_key(task_id, "conversions")]
         arguments = [task_id, client, service, TASK_KEY_PREFIX]
-        window_keys, window_arguments = STATUS.script_arguments(settings, client)
-        answer = self._script(keys=keys + window_keys, args=[*arguments, "0", *window_arguments])
+        window = STATUS.window_check(settings, client)
+        answer = self._script(keys=keys + window.keys, args=[*arguments, "0", *window.args])
         if answer[0] == b"limited":
             raise STATUS.refusal(settings, answer[1])
         for last in (False, True):  # the task's view, then its conversions' views, may be missing

@@ -11,7 +11,7 @@ import pytest
 from bff.identity.app_keys import ClientKeys
 from bff.tasks.queue import SUBMIT_QUEUE
 from bff.web import create_app
-from tests.helpers import queued, store_for
+from tests.helpers import completed_model, queued, store_for
 
 IOS_KEY = "ios-key-0123456789abcdefghij"
 ANDROID_KEY = "android-key-0123456789abcdef"
@@ -137,17 +137,29 @@ def test_without_keys_clients_are_their_address_behind_one_proxy(settings, redis
     assert store_for(redis_client).get(first.get_json()["task_id"]).client == "address:203.0.113.7"
 
 
-@pytest.mark.parametrize("setting, path, body", [
-    ("bff_tripo_refine_requests_per_minute", "/generate/refine-model", {"draft_model_task_id": "x"}),
-    ("bff_status_requests_per_minute", "/tasks/x/status?service=tripo", None),
-])
-def test_each_route_family_has_its_own_limit(settings, redis_client, setting, path, body):
-    client = app_with(settings, **{setting: 1}).test_client()
-    method = client.post if body else client.get
+def test_each_route_family_has_its_own_limit(settings, redis_client):
+    client = app_with(settings, bff_status_requests_per_minute=1).test_client()
 
-    assert method(path, json=body).status_code == 404
-    assert method(path, json=body).status_code == 429
+    assert client.get("/tasks/x/status?service=tripo").status_code == 404
+    assert client.get("/tasks/x/status?service=tripo").status_code == 429
     assert text_task(client).status_code == 202  # another family is not affected
+
+
+def test_refinements_have_their_own_limit_counted_when_a_task_would_be_recorded(settings, redis_client):
+    client = app_with(settings, bff_tripo_refine_requests_per_minute=1).test_client()
+    drafts = [completed_model(redis_client, provider_task_id=f"tripo-draft-{n}").id for n in (1, 2)]
+
+    def refine(draft_id):
+        return client.post("/generate/refine-model", json={"draft_model_task_id": draft_id})
+
+    # A refusal that records nothing (an unknown draft) is not counted: it cost nothing.
+    assert refine("unknown").status_code == 404
+    assert refine(drafts[0]).status_code == 202
+    limited = refine(drafts[1])
+    assert limited.status_code == 429 and limited.get_json()["code"] == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert text_task(client).status_code == 202  # another family is not affected
+    assert queued(redis_client, SUBMIT_QUEUE) == 2  # the refinement and the text task: nothing for the 429
 
 
 def test_image_to_image_has_the_openai_limit(settings, redis_client):

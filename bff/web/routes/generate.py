@@ -10,7 +10,7 @@ from bff.tasks.record import Kind, Service, Upload
 
 from .. import idempotency
 from ..intake import Caller, accept
-from ..rate_limits import openai_requests, tripo_other_requests, tripo_refine_requests
+from ..rate_limits import OPENAI, TRIPO_OTHER, TRIPO_REFINE, Family, counted
 from ..schemas import (
     ConvertModelRequest,
     ImageToImageRequest,
@@ -40,14 +40,15 @@ _MULTIPART_OVERHEAD_BYTES = 256 * 1024
 _ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "schema": {"type": "string"}}}
 
 
-def _accepted(service: Service, kind: Kind, args: dict, upload: Upload | None = None):
+def _accepted(service: Service, kind: Kind, args: dict, *, counted_in: Family | None, upload: Upload | None = None):
     """202 with a new task made of the request's ``args``, or the first answer again for a
     retry with the same Idempotency-Key; 200 with an earlier task that already answers it
-    (a conversion the model already has)."""
+    (a conversion the model already has). The request counts against the ``counted_in``
+    limit in the script that records its task (None: the route counted it first)."""
     caller = Caller(client=g.client, request_id=g.request_id, endpoint=request.endpoint or "",
                     idempotency_key=request.headers.get(idempotency.HEADER), claims=g.claims)
     accepted = accept(services(), caller, service=service, kind=kind, args=args, status_url=status_url,
-                      unsettled=unsettled_creates(), upload=upload)
+                      unsettled=unsettled_creates(), upload=upload, counted_in=counted_in)
     headers = {"Location": accepted.location}
     if accepted.replayed:
         headers[idempotency.REPLAYED_HEADER] = "true"
@@ -60,14 +61,13 @@ def _accepted(service: Service, kind: Kind, args: dict, upload: Upload | None = 
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
-@tripo_other_requests
 def text_to_model(args: dict):
     """Text to 3D model (Tripo)
 
     Generates a 3D model (GLB) from a text prompt. `style` rewrites the prompt (see
     GET /styles); `texture: false` gives a cheaper untextured draft.
     """
-    return _accepted(Service.TRIPO, Kind.TEXT_TO_MODEL, args)
+    return _accepted(Service.TRIPO, Kind.TEXT_TO_MODEL, args, counted_in=TRIPO_OTHER)
 
 
 @blp.route("/sketch-to-model", methods=["POST"])
@@ -75,7 +75,6 @@ def text_to_model(args: dict):
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
-@tripo_other_requests
 def sketch_to_model(args: dict):
     """Sketch to 3D model (Tripo)
 
@@ -83,7 +82,7 @@ def sketch_to_model(args: dict):
     `prompt` and `style` are recorded but do not change the result: Tripo's image
     endpoints take no prompt.
     """
-    return _accepted(Service.TRIPO, Kind.SKETCH_TO_MODEL, args)
+    return _accepted(Service.TRIPO, Kind.SKETCH_TO_MODEL, args, counted_in=TRIPO_OTHER)
 
 
 @blp.route("/image-to-model", methods=["POST"])
@@ -95,7 +94,6 @@ def sketch_to_model(args: dict):
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
-@tripo_other_requests
 def image_to_model(args: dict):
     """Photos to 3D model (Tripo)
 
@@ -104,7 +102,7 @@ def image_to_model(args: dict):
     One photo uses Tripo's single-image generation, two to four its multiview
     generation. `prompt` and `style` are recorded but do not change the result.
     """
-    return _accepted(Service.TRIPO, Kind.IMAGE_TO_MODEL, args)
+    return _accepted(Service.TRIPO, Kind.IMAGE_TO_MODEL, args, counted_in=TRIPO_OTHER)
 
 
 @blp.route("/refine-model", methods=["POST"])
@@ -112,7 +110,6 @@ def image_to_model(args: dict):
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 404, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
-@tripo_refine_requests
 def refine_model(args: dict):
     """Refine a model (Tripo)
 
@@ -120,7 +117,7 @@ def refine_model(args: dict):
     its geometry. The refinement is a new task with its own status. Recommended flow:
     a cheap untextured draft (`texture: false`), then refine the one the user likes.
     """
-    return _accepted(Service.TRIPO, Kind.REFINE_MODEL, args)
+    return _accepted(Service.TRIPO, Kind.REFINE_MODEL, args, counted_in=TRIPO_REFINE)
 
 
 @blp.route("/convert-model", methods=["POST"])
@@ -131,7 +128,6 @@ def refine_model(args: dict):
                   "that task, which may still be running. Nothing new is made or paid for.")
 @error_responses(blp, 401, 404, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
-@tripo_other_requests
 def convert_model(args: dict):
     """Convert a model to another file format (Tripo)
 
@@ -142,7 +138,7 @@ def convert_model(args: dict):
     conversions; asking again for one it has (same format and options) answers 200 with
     that task instead of a new one.
     """
-    return _accepted(Service.TRIPO, Kind.CONVERT_MODEL, args)
+    return _accepted(Service.TRIPO, Kind.CONVERT_MODEL, args, counted_in=TRIPO_OTHER)
 
 
 @blp.before_request
@@ -156,7 +152,7 @@ def _allow_uploads_on_the_upload_route():
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 413, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
-@openai_requests
+@counted(OPENAI)  # before the image is checked and stored
 def image_to_image(args: dict):
     """Image to concept images (OpenAI)
 
@@ -166,7 +162,7 @@ def image_to_image(args: dict):
     """
     image = args.pop("image")
     upload = _checked_upload(image)
-    return _accepted(Service.OPENAI, Kind.IMAGE_TO_IMAGE, args, upload)
+    return _accepted(Service.OPENAI, Kind.IMAGE_TO_IMAGE, args, counted_in=None, upload=upload)
 
 
 def _checked_upload(image) -> Upload:
