@@ -48,6 +48,13 @@ def keep_upload(objects: ObjectStore | None, task: Task, upload: Upload | None) 
     return replace(task, object_keys={**task.object_keys, UPLOAD: key}), None
 
 
+def discard_kept_upload(objects: ObjectStore | None, task: Task) -> None:
+    """Remove what ``keep_upload`` put in the bucket for a task that was not recorded."""
+    key = task.object_keys.get(UPLOAD)
+    if objects is not None and key is not None:
+        objects.discard(key)
+
+
 def load_upload(objects: ObjectStore | None, store: TaskStore, task: Task) -> Upload | None:
     """The task's uploaded input, wherever it was kept; None when it is gone."""
     key = task.object_keys.get(UPLOAD)

@@ -128,26 +128,40 @@ class OverRequestLimit(Exception):
         self.window = window
 
 
+class KeyTaken(Exception):
+    """The idempotency key to remember is already taken: nothing was written. ``held`` is
+    what it holds (an earlier request's answer)."""
+
+    def __init__(self, held: bytes):
+        super().__init__("idempotency key taken")
+        self.held = held
+
+
 # What a task's record holds once the task is void: see TaskStore.resolve_create.
 _VOID = "void"
 
 # Creates the record unless the key holds anything (a record, or the void mark), then runs
-# the other writes (each given as its length followed by its words). 1: recorded now, or
-# by an earlier run of this same call (the key holds this very record); 0: not recorded;
-# a table: the request limit refused it (``sliding_window``'s answer; ARGV[4] counts the
-# window's arguments, which follow: previous key, current key, limit, window in ms); a
-# word: the admission check refused (the argument after the window's counts its
-# arguments, which follow). The request is counted before the admission check, as every
-# request is, admitted or not; every other write comes after every check: a script that
-# stops half way keeps what it wrote.
+# the other writes (each given as its length followed by its words). Answers 1: recorded
+# now, or by an earlier run of this same call (the key holds this very record); 0: not
+# recorded; {'remembered', value}: the idempotency key (ARGV[4], '' for none) is taken;
+# {'limited', window}: the request limit refused it (ARGV[5] counts the window's
+# arguments, which follow: previous key, current key, limit, window in ms); a word: the
+# admission check refused (the argument after the window's counts its arguments, which
+# follow). The request is counted before the admission check, as every request is,
+# admitted or not; every other write comes after every check: a script that stops half
+# way keeps what it wrote.
 _CREATE = """
 local unpack = unpack or table.unpack
 local existing = redis.call('GET', ARGV[1])
 if existing then return existing == ARGV[2] and 1 or 0 end
-local i = 5 + tonumber(ARGV[4])
-if i > 5 then
-  local window = sliding_window(ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]))
-  if window[1] == 0 then return window end
+if ARGV[4] ~= '' then
+  local held = redis.call('GET', ARGV[4])
+  if held then return {'remembered', held} end
+end
+local i = 6 + tonumber(ARGV[5])
+if i > 6 then
+  local window = sliding_window(ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]))
+  if window[1] == 0 then return {'limited', window} end
 end
 local checked = i + tonumber(ARGV[i])
 if checked > i then
@@ -204,8 +218,9 @@ class TaskStore:
         """Record a new task, with its uploaded input when it has one, a value to
         remember alongside (an idempotency answer) and what its ``admission`` writes:
         all or nothing, in one script, which first counts the request in its limit's
-        ``window`` when given. Raises ``OverRequestLimit`` or ``CreateRefused`` when the
-        limit or the admission check refuses the task.
+        ``window`` when given. Raises ``KeyTaken`` when ``remember``'s key is already
+        taken, ``OverRequestLimit`` or ``CreateRefused`` when the limit or the admission
+        check refuses the task.
 
         Running it again (redis-py re-sends a command whose reply was lost) changes
         nothing. Once the task is void it never writes: see ``resolve_create``."""
@@ -218,8 +233,8 @@ class TaskStore:
         record, *writes = self.create_commands(task, upload, remember)
         window_args = [*window.keys, *window.args] if window else []
         check_args = admission.check_args if admission else []
-        args = [record[1], record[2], self._open_ttl_seconds, len(window_args), *window_args,
-                len(check_args), *check_args]
+        args = [record[1], record[2], self._open_ttl_seconds, remember.key if remember else "",
+                len(window_args), *window_args, len(check_args), *check_args]
         for command in [*writes, *(others or []), *(admission.writes if admission else [])]:
             args += [len(command), *command]
         return args
@@ -262,6 +277,9 @@ class TaskStore:
                                     ["EXPIRE", index, self._open_ttl_seconds]]  # outlives every conversion it names
 
         def body(pipe) -> Task | None:
+            held = pipe.get(remember.key) if remember else None
+            if held is not None:
+                raise KeyTaken(held)  # a retry of the request that made a conversion gets its answer again
             earlier_id = pipe.hget(index, fingerprint)
             earlier = _parsed(pipe.get(task_key(earlier_id.decode()))) if earlier_id else None
             if earlier is not None and conversions.reusable(earlier):
@@ -572,7 +590,10 @@ def _write_timers(pipe: redis.client.Pipeline, task: Task) -> None:
 def _check_created(task: Task, outcome) -> None:
     """Raise unless the create script recorded the task (see ``_CREATE``)."""
     if isinstance(outcome, list):
-        raise OverRequestLimit(outcome)
+        word, detail = outcome
+        if word == b"remembered":
+            raise KeyTaken(detail)
+        raise OverRequestLimit(detail)
     if isinstance(outcome, bytes | str):
         raise CreateRefused(outcome.decode() if isinstance(outcome, bytes) else outcome)
     if not outcome:

@@ -1,11 +1,13 @@
 """Idempotency keys: a retried POST /generate/* gets the first answer back, not a second
 (billed) task.
 
-Per client and key, Redis holds the request's fingerprint and, once the first request
-has been answered, its 202 body. The same key then replays that answer for 24 hours
-(``Idempotent-Replayed: true``); with a different request it is a 422; while the first
-request is still being handled, a 409. A request that fails before answering 202 frees
-its key, so the client can retry with it.
+Per client and key, Redis holds the first request's fingerprint and its 202 body, written
+by the script that records the task (``bff.tasks.store``), which first looks at the key:
+taken, it records nothing and hands back what the key holds. The same key then replays
+that answer for 24 hours (``Idempotent-Replayed: true``); with a different request it is
+a 422. Two requests with one key at the same moment make one task, and both get its 202.
+A request that records nothing leaves the key free, so the client can retry with it.
+The key costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import redis
 
 from bff.tasks.record import Upload
 from bff.tasks.store import Remembered
@@ -29,8 +29,6 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 KEEP_SECONDS = 24 * 3600
-# Long enough for any intake; a key stuck "in progress" by a crashed process frees itself.
-IN_PROGRESS_SECONDS = 60
 
 HEADER_DOC = {
     "in": "header",
@@ -49,46 +47,34 @@ class Claim:
     fingerprint: str
 
 
-def begin(client: redis.Redis, caller: Caller, params: dict, upload: Upload | None) -> tuple[Claim | None, dict | None]:
-    """(claim to finish, None) for a first request; (None, stored answer) for a replay;
-    (None, None) without a key. Raises a refusal when the key cannot be used."""
+def claim_for(caller: Caller, params: dict, upload: Upload | None) -> Claim | None:
+    """The key this request would take (None without one). Raises a refusal when the key
+    cannot be used."""
     key = caller.idempotency_key
     if key is None:
-        return None, None
+        return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidInput(f"{HEADER} must be 1..{MAX_KEY_LENGTH} printable characters.",
                            field_errors={"headers": {HEADER: ["Invalid key."]}})
-    claim = Claim(_redis_key(caller.client, key), _fingerprint(caller.endpoint, params, upload))
-    stored = _take_or_read(client, claim)
-    if stored is None:
-        return claim, None
+    return Claim(_redis_key(caller.client, key), _fingerprint(caller.endpoint, params, upload))
+
+
+def replay(claim: Claim, held: bytes | str) -> dict:
+    """The stored answer to replay for ``claim``, from what its key holds. Raises a
+    refusal when the key was used with another request."""
+    stored = json.loads(held)
     if stored.get("fingerprint") != claim.fingerprint:
         raise InvalidInput(f"This {HEADER} was used with a different request; use a new key for a new request.")
     if "answer" not in stored:
+        # Left by a version that marked keys in progress (a rolling deploy): gone within a minute.
         raise InFlight(f"A request with this {HEADER} is still being handled; retry in a moment.", retry_after=1)
-    return None, stored["answer"]
-
-
-def _take_or_read(client: redis.Redis, claim: Claim) -> dict | None:
-    """None when this request took the key; else what the key holds."""
-    for _ in range(3):  # the key may vanish between the two calls (abandoned, expired)
-        if client.set(claim.redis_key, json.dumps({"fingerprint": claim.fingerprint}), nx=True,
-                      ex=IN_PROGRESS_SECONDS):
-            return None
-        raw = client.get(claim.redis_key)
-        if raw is not None:
-            return json.loads(raw)
-    raise InFlight(f"A request with this {HEADER} is changing state; retry in a moment.", retry_after=1)
+    return stored["answer"]
 
 
 def answer_to_remember(claim: Claim, body: dict, location: str) -> Remembered:
     """The 202 of a new task, to store in the same transaction as the task itself."""
     value = json.dumps({"fingerprint": claim.fingerprint, "answer": {"body": body, "location": location}})
     return Remembered(claim.redis_key, value, KEEP_SECONDS)
-
-
-def abandon(client: redis.Redis, claim: Claim) -> None:
-    client.delete(claim.redis_key)
 
 
 def _redis_key(caller_client: str, key: str) -> str:

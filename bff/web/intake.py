@@ -21,12 +21,11 @@ from typing import Any
 from bff.credits.book import CREDITS_EXHAUSTED, SERVICE_BUDGET_EXHAUSTED
 from bff.providers.tripo_requests import conversion_options
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
-from bff.results.task_files import keep_upload
-from bff.sliding_window import WindowCheck
+from bff.results.task_files import discard_kept_upload, keep_upload
 from bff.tasks import conversions
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
-from bff.tasks.store import Admission, CreateRefused, OverRequestLimit, Remembered
+from bff.tasks.store import Admission, CreateRefused, KeyTaken, OverRequestLimit, Remembered
 
 from . import idempotency
 from .rate_limits import Family
@@ -70,31 +69,32 @@ def accept(
     """Accept a task made of the request's ``args``, or replay the answer to an earlier
     request with the same Idempotency-Key. The request is counted against ``counted_in``
     by the script that records the task (None: the route counted it already)."""
-    claim, replay = idempotency.begin(services.redis, caller, args, upload)
-    if replay is not None:
-        return Accepted(replay["body"], replay["location"], replayed=True)
+    claim = idempotency.claim_for(caller, args, upload)
     try:
         params = _params(services, caller, kind, args)
-        task = Task.new(service=service, kind=kind, params=params, request_id=caller.request_id,
-                        client=caller.client)
-        task, admission = services.credits.reserve(task, caller.claims)
-        task, upload = keep_upload(services.objects, task, upload)  # with storage: in the bucket, not Redis
-        accepted = Accepted(accepted_body(task, status_url(task)), status_url(task))
-        remember = idempotency.answer_to_remember(claim, accepted.body, accepted.location) if claim else None
-    except BaseException:
-        if claim:
-            idempotency.abandon(services.redis, claim)
-        raise
-    window = counted_in.window_check(services.settings, caller.client) if counted_in else None
+    except Refusal:
+        # The model a refine or conversion named may be gone by the time its retry comes:
+        # the key's answer still stands.
+        held = services.redis.get(claim.redis_key) if claim else None
+        if claim is None or held is None:
+            raise
+        return _replayed(claim, held)
+    task = Task.new(service=service, kind=kind, params=params, request_id=caller.request_id, client=caller.client)
+    task, admission = services.credits.reserve(task, caller.claims)
+    task, upload = keep_upload(services.objects, task, upload)  # with storage: in the bucket, not Redis
+    accepted = Accepted(accepted_body(task, status_url(task)), status_url(task))
+    remember = idempotency.answer_to_remember(claim, accepted.body, accepted.location) if claim else None
     try:
-        earlier = _record(services, task, upload, remember, claim, unsettled, admission, window)
-    except OverRequestLimit as refused:
-        assert counted_in is not None  # only a window refuses
-        raise counted_in.refusal(services.settings, refused.window) from None
+        earlier = _record(services, caller, task, upload, remember, claim, unsettled, admission, counted_in)
+    except KeyTaken as taken:
+        discard_kept_upload(services.objects, task)  # recorded nowhere: no task will read it
+        assert claim is not None  # only a key to remember can be taken
+        return _replayed(claim, taken.held)
+    except Refusal:
+        discard_kept_upload(services.objects, task)
+        raise
     if earlier is not None:
         # Nothing new to remember: a retry with the key finds the same conversion again.
-        if claim:
-            idempotency.abandon(services.redis, claim)
         return Accepted(accepted_body(earlier, status_url(earlier)), status_url(earlier), reused=True)
     try:
         services.queue.submit(task.id, task.request_id)
@@ -103,25 +103,31 @@ def accept(
     return accepted
 
 
-def _record(services: Services, task: Task, upload: Upload | None, remember: Remembered | None,
+def _replayed(claim: idempotency.Claim, held: bytes | str) -> Accepted:
+    answer = idempotency.replay(claim, held)
+    return Accepted(answer["body"], answer["location"], replayed=True)
+
+
+def _record(services: Services, caller: Caller, task: Task, upload: Upload | None, remember: Remembered | None,
             claim: idempotency.Claim | None, unsettled: UnsettledCreates, admission: Admission | None,
-            window: WindowCheck | None) -> Task | None:
+            counted_in: Family | None) -> Task | None:
     """Record the task (for a conversion the model already has, return that one instead),
-    or raise with the outcome settled: a create whose reply was lost may have run, so it is
-    never taken as failed until Redis says so (the task then is void and can never be
-    recorded); when Redis cannot say in time, the task is settled in the background and
-    never sent, since the client is told the request failed."""
+    or raise with the outcome settled: a refusal, or ``KeyTaken``, when nothing was
+    written; a create whose reply was lost may have run, so it is never taken as failed
+    until Redis says so (the task then is void and can never be recorded); when Redis
+    cannot say in time, the task is settled in the background and never sent, since the
+    client is told the request failed."""
     started = time.monotonic()
+    window = counted_in.window_check(services.settings, caller.client) if counted_in else None
     try:
         if task.kind == Kind.CONVERT_MODEL:
             return services.store.create_conversion(task, remember, admission, window)
         services.store.create(task, upload, remember, admission, window)
         return None
-    except (CreateRefused, OverRequestLimit) as refused:
-        if claim:
-            idempotency.abandon(services.redis, claim)
-        if isinstance(refused, OverRequestLimit):
-            raise
+    except OverRequestLimit as refused:
+        assert counted_in is not None  # only a window refuses
+        raise counted_in.refusal(services.settings, refused.window) from None
+    except CreateRefused as refused:
         raise _out_of_credits(refused.reason, services.credits.seconds_until_reset()) from None
     except REDIS_UNAVAILABLE_ERRORS as error:
         lost = error
@@ -134,8 +140,7 @@ def _record(services: Services, task: Task, upload: Upload | None, remember: Rem
         if recorded:
             log.warning("a create whose reply was lost had run; accepted", extra={"new_task": task.id})
             return None
-        if claim:
-            idempotency.abandon(services.redis, claim)
+        discard_kept_upload(services.objects, task)
         raise lost
     unsettled.settle_later(task, claim)
     raise lost

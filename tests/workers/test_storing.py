@@ -335,3 +335,24 @@ def test_redis_memory_stays_flat_as_image_tasks_grow_with_storage(client, redis_
               f"{without_storage / 1024 / 1024:.1f} MiB without")
     assert with_storage < tasks * 16 * 1024  # task records and indexes only
     assert without_storage > tasks * 2 * 1024 * 1024  # two images of about 1.5 MB each
+
+
+def test_an_upload_whose_request_records_no_task_is_not_left_in_the_bucket(settings, redis_client, local_s3, bucket):
+    """The upload goes to the bucket before the task is recorded; a request that then
+    records nothing (a replay, a refusal) deletes its copy."""
+    client = create_app(dataclasses.replace(settings, bff_user_daily_credits=10)).test_client()
+
+    def post(prompt, headers=None):
+        form = {"image": (io.BytesIO(encoded("PNG", (300, 200))), "sketch.png"), "prompt": prompt, "n": "1"}
+        return client.post("/generate/image-to-image", data=form, content_type="multipart/form-data",
+                           headers=headers or {})
+
+    key = {"Idempotency-Key": "one-user-action"}
+    first, replayed = post("a robot toy", key), post("a robot toy", key)
+    refused = [post(f"another robot {n}") for n in range(10)]  # until the day's credits run out
+
+    assert first.status_code == replayed.status_code == 202 and replayed.headers["Idempotent-Replayed"] == "true"
+    accepted = [first] + [answer for answer in refused if answer.status_code == 202]
+    assert refused[-1].status_code == 429 and refused[-1].get_json()["reason"] == "credits_exhausted"
+    kept = {store_for(redis_client).get(answer.get_json()["task_id"]).object_keys[UPLOAD] for answer in accepted}
+    assert set(keys_in(local_s3, bucket, "uploads")) == kept  # no copy of the replay's or the refusals' upload
