@@ -10,6 +10,10 @@ client gets short timeouts and a single quick retry.
 from __future__ import annotations
 
 import functools
+import queue
+import threading
+from collections import deque
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -61,8 +65,63 @@ def build_redis(url: str, *, verify_tls: bool = True, max_connections: int | Non
     if max_connections is None:
         return redis.Redis.from_url(url, **options)
     pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS,
-                                                 **options)
+                                                 queue_class=FirstComeFirstServed, **options)
     return redis.Redis(connection_pool=pool)
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.handed = threading.Event()
+        self.item: Any = None
+
+
+class FirstComeFirstServed:
+    """The free connections of a capped pool (its ``queue_class``), handed to waiting
+    requests in the order they started waiting.
+
+    redis-py's pool keeps them in a plain LifoQueue, where a connection put back goes to
+    whichever caller takes the queue's lock next: under load a request just arriving beats
+    one that has waited for a while, again and again. Measured under load with a cap of 5:
+    a p99 ten times the floor's, and a few requests past the 0.5 s wait (a 503). Here a
+    connection put back goes straight to the longest waiting request. Free connections are
+    still taken last in, first out, so idle ones can time out and close. The pool uses
+    ``get``, ``put_nowait`` and ``queue`` (the free ones: a connection, or None for one
+    not opened yet, which the pool fills in up to ``maxsize`` until ``queue.Full``).
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.queue: list[Any] = []
+        self._waiters: deque[_Waiter] = deque()
+        # threading's, which gevent's monkey-patching makes cooperative in the web role.
+        self._mutex = threading.Lock()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        with self._mutex:
+            if self.queue and not self._waiters:
+                return self.queue.pop()
+            if not block:
+                raise queue.Empty
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        if waiter.handed.wait(timeout):
+            return waiter.item
+        with self._mutex:
+            if waiter.handed.is_set():  # handed over just as the wait ran out
+                return waiter.item
+            self._waiters.remove(waiter)
+        raise queue.Empty
+
+    def put_nowait(self, item: Any) -> None:
+        with self._mutex:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.item = item
+                waiter.handed.set()
+                return
+            if len(self.queue) >= self.maxsize:
+                raise queue.Full
+            self.queue.append(item)
 
 
 @functools.cache

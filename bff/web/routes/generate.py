@@ -55,8 +55,9 @@ def _accepted(service: Service, kind: Kind, args: dict, *, counted_in: Family | 
     return accepted.body, 200 if accepted.reused else 202, headers
 
 
+# Schema instances, not classes: webargs would build a new schema for every request.
 @blp.route("/text-to-model", methods=["POST"])
-@blp.arguments(TextToModelRequest, example={"prompt": "a friendly dragon sitting on a treasure chest",
+@blp.arguments(TextToModelRequest(), example={"prompt": "a friendly dragon sitting on a treasure chest",
                                             "style": "cartoon", "texture": True})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 422, 429, 503)
@@ -71,7 +72,7 @@ def text_to_model(args: dict):
 
 
 @blp.route("/sketch-to-model", methods=["POST"])
-@blp.arguments(SketchToModelRequest, example={"image_url": "https://example.com/sketch.png", "texture": False})
+@blp.arguments(SketchToModelRequest(), example={"image_url": "https://example.com/sketch.png", "texture": False})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
@@ -87,7 +88,7 @@ def sketch_to_model(args: dict):
 
 @blp.route("/image-to-model", methods=["POST"])
 @blp.arguments(
-    ImageToModelRequest,
+    ImageToModelRequest(),
     example={"image_urls": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
                             "https://example.com/right.jpg"]},
 )
@@ -106,7 +107,7 @@ def image_to_model(args: dict):
 
 
 @blp.route("/refine-model", methods=["POST"])
-@blp.arguments(RefineModelRequest, example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
+@blp.arguments(RefineModelRequest(), example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 404, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
@@ -121,7 +122,7 @@ def refine_model(args: dict):
 
 
 @blp.route("/convert-model", methods=["POST"])
-@blp.arguments(ConvertModelRequest, example={"model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a", "format": "usdz"})
+@blp.arguments(ConvertModelRequest(), example={"model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a", "format": "usdz"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @blp.alt_response(200, schema=TaskAcceptedResponse, headers=_ACCEPTED_HEADERS,
                   description="The model already has this conversion (same format and options, not failed): "
@@ -148,7 +149,7 @@ def _allow_uploads_on_the_upload_route():
 
 
 @blp.route("/image-to-image", methods=["POST"])
-@blp.arguments(ImageToImageRequest, location=MULTIPART)
+@blp.arguments(ImageToImageRequest(), location=MULTIPART)
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 413, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
