@@ -14,8 +14,8 @@ from bff.tasks.services import Services
 from bff.web.access import record_request
 from bff.web.clients import Identity, SecurityDocs, identify_client, sign_in_help
 from bff.web.errors import BffApi, register_error_handlers
+from bff.web.fast_paths import FastPaths
 from bff.web.rate_limits import init_rate_limits
-from bff.web.status_fast_path import StatusFastPath
 from bff.web.status_reads import init_status_reads
 from bff.web.unsettled import UnsettledCreates
 
@@ -67,9 +67,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.add_url_rule(f"{_SWAGGER_ASSETS}<path:filename>", "swagger_ui_assets", _swagger_asset)
     app.cli.add_command(credits_cli)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers. Behind
-    # it, status reads in their plain form are answered before Flask (see status_fast_path).
-    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-        StatusFastPath(app.wsgi_app, app_services, identity, reader), x_for=1, x_proto=1, x_host=1)
+    # it, plain status reads and valid JSON generations are answered before Flask (see fast_paths).
+    fast_paths = FastPaths(app.wsgi_app, app_services, identity, reader, app.extensions["bff_unsettled_creates"],
+                           max_body_bytes=MAX_REQUEST_BYTES)
+    app.wsgi_app = ProxyFix(fast_paths, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     return app
 
 

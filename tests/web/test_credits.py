@@ -10,11 +10,11 @@ import dataclasses
 import time
 
 import pytest
-from flask import g
 
 from bff.credits.book import seconds_until_reset
 from bff.tasks.queue import SUBMIT_QUEUE
 from bff.web import create_app
+from sandbox.identity import SANDBOX_AUDIENCE
 from tests.conftest import redis_port, wait_until
 from tests.helpers import TEST_CLIENT, completed_model, queued, store_for
 from tests.redis_proxy import LossyRedisProxy
@@ -28,14 +28,11 @@ DEFAULT_PRICES = {"text-to-model": 20, "sketch-to-model": 30, "image-to-model": 
 
 @pytest.fixture
 def make_client(settings):
-    """Test clients of apps made with changed settings (and, optionally, the claims of a
-    signed-in user, as the identity layer sets them in ``g.claims``)."""
+    """Test clients of apps made with changed settings."""
     made = []
 
-    def make(claims: dict | None = None, **changes):
+    def make(**changes):
         app = create_app(dataclasses.replace(settings, **changes))
-        if claims is not None:
-            app.before_request(lambda: setattr(g, "claims", claims))
         made.append(app)
         return app.test_client()
 
@@ -140,14 +137,15 @@ def test_me_without_credit_settings_is_unlimited_and_nothing_is_counted(make_cli
     ({"sub": "u1", "app_metadata": {"plan": "free"}}, 1, 20),  # a plan with no allowance of its own
     ({"sub": "u1"}, 1, 20),
 ])
-def test_a_plan_in_the_user_s_token_sets_their_allowance(make_client, claims, accepted, allowance):
-    client = make_client(claims=claims, bff_user_daily_credits=20, bff_plan_claim="app_metadata.plan",
-                         bff_plan_daily_credits={"pro": 60, "team": 200})
+def test_a_plan_in_the_user_s_token_sets_their_allowance(make_client, issuer, claims, accepted, allowance):
+    client = make_client(bff_auth_issuer=issuer.url, bff_auth_audience=SANDBOX_AUDIENCE, bff_user_daily_credits=20,
+                         bff_plan_claim="app_metadata.plan", bff_plan_daily_credits={"pro": 60, "team": 200})
+    signed_in = {"Authorization": f"Bearer {issuer.token(**claims)}"}
 
-    statuses = [post_text(client).status_code for _ in range(4)]
+    statuses = [post_text(client, signed_in).status_code for _ in range(4)]
 
     assert statuses == [202] * accepted + [429] * (4 - accepted)
-    me = client.get("/me").get_json()
+    me = client.get("/me", headers=signed_in).get_json()
     assert (me["allowance"], me["plan"]) == (allowance, claims.get("app_metadata", {}).get("plan"))
 
 

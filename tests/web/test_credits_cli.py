@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from flask import g
 
 from bff.web import create_app
-from tests.helpers import TEST_CLIENT
+from sandbox.identity import SANDBOX_AUDIENCE
+from tests.helpers import TEST_CLIENT, store_for
 
 
 @pytest.fixture
@@ -40,13 +40,16 @@ def test_grant_adds_credits_for_today_and_show_lists_them_with_the_ledger(app, c
     assert client.get("/me").get_json()["remaining"] == 130
 
 
-def test_show_gives_the_allowance_of_the_user_s_last_request_such_as_their_plan_s(settings):
-    app = create_app(dataclasses.replace(settings, bff_user_daily_credits=100, bff_plan_claim="plan",
+def test_show_gives_the_allowance_of_the_user_s_last_request_such_as_their_plan_s(settings, redis_client, issuer):
+    app = create_app(dataclasses.replace(settings, bff_auth_issuer=issuer.url, bff_auth_audience=SANDBOX_AUDIENCE,
+                                         bff_user_daily_credits=100, bff_plan_claim="plan",
                                          bff_plan_daily_credits={"pro": 2000}))
-    app.before_request(lambda: setattr(g, "claims", {"plan": "pro"}))  # as the identity layer sets them
-    app.test_client().post("/generate/text-to-model", json={"prompt": "a fox", "texture": False})
+    signed_in = {"Authorization": f"Bearer {issuer.token(sub='pro-user', plan='pro')}"}
+    accepted = app.test_client().post("/generate/text-to-model", json={"prompt": "a fox", "texture": False},
+                                      headers=signed_in)
+    user = store_for(redis_client).get(accepted.get_json()["task_id"]).client
 
-    assert "allowance 2000 (0 granted), charged 0, reserved 10, remaining 1990" in run(app, "show", TEST_CLIENT)
+    assert "allowance 2000 (0 granted), charged 0, reserved 10, remaining 1990" in run(app, "show", user)
     assert "allowance 100 (0 granted)" in run(app, "show", "someone-else")
     app.extensions["bff"].metrics.close()
 

@@ -261,19 +261,6 @@ def test_idempotency_keys_are_per_user(api, issuer):
     assert other_user.get_json()["task_id"] != first.get_json()["task_id"]
 
 
-def test_the_verified_claims_reach_intake(api, issuer, monkeypatch):
-    from bff.web.routes import generate
-
-    callers = []
-    real_accept = generate.accept
-    monkeypatch.setattr(generate, "accept", lambda services, caller, **kw: callers.append(caller)
-                        or real_accept(services, caller, **kw))
-
-    text_task(api, issuer.token(app_metadata={"plan": "pro"}))
-
-    assert callers[0].claims["app_metadata"] == {"plan": "pro"} and callers[0].claims["sub"] == "alice"
-
-
 # --- app keys and App Check on top ------------------------------------------------------------
 
 

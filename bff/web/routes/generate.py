@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import g, request
 from flask_smorest import abort
+from marshmallow import Schema
 from werkzeug.datastructures import FileStorage
 
 from bff.tasks.record import Kind, Service, Upload
 
 from .. import idempotency
-from ..intake import Caller, accept
+from ..intake import Accepted, Caller, accept
 from ..rate_limits import OPENAI, TRIPO_OTHER, TRIPO_REFINE, Family, counted
 from ..schemas import (
     ConvertModelRequest,
@@ -40,22 +43,61 @@ _MULTIPART_OVERHEAD_BYTES = 256 * 1024
 _ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "schema": {"type": "string"}}}
 
 
+@dataclass(frozen=True)
+class JsonGeneration:
+    """A generation route whose request is one JSON body: what it makes, and the limit its
+    requests count against (in the script that records the task). The Flask route and the
+    fast path (``bff.web.fast_paths``) both serve it from this."""
+
+    path: str
+    endpoint: str  # Flask's name for the route
+    # An instance, not the class: webargs would build a new schema for every request.
+    schema: Schema
+    service: Service
+    kind: Kind
+    counted_in: Family
+
+
+TEXT_TO_MODEL = JsonGeneration("/generate/text-to-model", "generate.text_to_model", TextToModelRequest(),
+                               Service.TRIPO, Kind.TEXT_TO_MODEL, TRIPO_OTHER)
+SKETCH_TO_MODEL = JsonGeneration("/generate/sketch-to-model", "generate.sketch_to_model", SketchToModelRequest(),
+                                 Service.TRIPO, Kind.SKETCH_TO_MODEL, TRIPO_OTHER)
+IMAGE_TO_MODEL = JsonGeneration("/generate/image-to-model", "generate.image_to_model", ImageToModelRequest(),
+                                Service.TRIPO, Kind.IMAGE_TO_MODEL, TRIPO_OTHER)
+REFINE_MODEL = JsonGeneration("/generate/refine-model", "generate.refine_model", RefineModelRequest(),
+                              Service.TRIPO, Kind.REFINE_MODEL, TRIPO_REFINE)
+CONVERT_MODEL = JsonGeneration("/generate/convert-model", "generate.convert_model", ConvertModelRequest(),
+                               Service.TRIPO, Kind.CONVERT_MODEL, TRIPO_OTHER)
+JSON_GENERATIONS = {route.path: route for route in (TEXT_TO_MODEL, SKETCH_TO_MODEL, IMAGE_TO_MODEL, REFINE_MODEL,
+                                                    CONVERT_MODEL)}
+
+
+def accepted_answer(accepted: Accepted) -> tuple[int, dict[str, str]]:
+    """The status and headers that go with an accepted request's body: 202 with a new task
+    (or the first answer replayed, marked so), 200 with an earlier task that already
+    answers it (a conversion the model already has)."""
+    headers = {"Location": accepted.location}
+    if accepted.replayed:
+        headers[idempotency.REPLAYED_HEADER] = "true"
+    return 200 if accepted.reused else 202, headers
+
+
 def _accepted(service: Service, kind: Kind, args: dict, *, counted_in: Family | None, upload: Upload | None = None):
-    """202 with a new task made of the request's ``args``, or the first answer again for a
-    retry with the same Idempotency-Key; 200 with an earlier task that already answers it
-    (a conversion the model already has). The request counts against the ``counted_in``
-    limit in the script that records its task (None: the route counted it first)."""
+    """The answer to the request, made of its ``args``; it counts against the
+    ``counted_in`` limit in the script that records its task (None: the route counted it
+    first)."""
     caller = Caller(client=g.client, request_id=g.request_id, endpoint=request.endpoint or "",
                     idempotency_key=request.headers.get(idempotency.HEADER), claims=g.claims)
     accepted = accept(services(), caller, service=service, kind=kind, args=args, status_url=status_url,
                       unsettled=unsettled_creates(), upload=upload, counted_in=counted_in)
-    headers = {"Location": accepted.location}
-    if accepted.replayed:
-        headers[idempotency.REPLAYED_HEADER] = "true"
-    return accepted.body, 200 if accepted.reused else 202, headers
+    status, headers = accepted_answer(accepted)
+    return accepted.body, status, headers
 
 
-# Schema instances, not classes: webargs would build a new schema for every request.
+def _json_accepted(route: JsonGeneration, args: dict):
+    return _accepted(route.service, route.kind, args, counted_in=route.counted_in)
+
+
 @blp.route("/text-to-model", methods=["POST"])
 @blp.arguments(TextToModelRequest(), example={"prompt": "a friendly dragon sitting on a treasure chest",
                                             "style": "cartoon", "texture": True})
@@ -68,11 +110,11 @@ def text_to_model(args: dict):
     Generates a 3D model (GLB) from a text prompt. `style` rewrites the prompt (see
     GET /styles); `texture: false` gives a cheaper untextured draft.
     """
-    return _accepted(Service.TRIPO, Kind.TEXT_TO_MODEL, args, counted_in=TRIPO_OTHER)
+    return _json_accepted(TEXT_TO_MODEL, args)
 
 
 @blp.route("/sketch-to-model", methods=["POST"])
-@blp.arguments(SketchToModelRequest(), example={"image_url": "https://example.com/sketch.png", "texture": False})
+@blp.arguments(SKETCH_TO_MODEL.schema, example={"image_url": "https://example.com/sketch.png", "texture": False})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
@@ -83,12 +125,12 @@ def sketch_to_model(args: dict):
     `prompt` and `style` are recorded but do not change the result: Tripo's image
     endpoints take no prompt.
     """
-    return _accepted(Service.TRIPO, Kind.SKETCH_TO_MODEL, args, counted_in=TRIPO_OTHER)
+    return _json_accepted(SKETCH_TO_MODEL, args)
 
 
 @blp.route("/image-to-model", methods=["POST"])
 @blp.arguments(
-    ImageToModelRequest(),
+    IMAGE_TO_MODEL.schema,
     example={"image_urls": ["https://example.com/front.jpg", "https://example.com/left.jpg", None,
                             "https://example.com/right.jpg"]},
 )
@@ -103,11 +145,11 @@ def image_to_model(args: dict):
     One photo uses Tripo's single-image generation, two to four its multiview
     generation. `prompt` and `style` are recorded but do not change the result.
     """
-    return _accepted(Service.TRIPO, Kind.IMAGE_TO_MODEL, args, counted_in=TRIPO_OTHER)
+    return _json_accepted(IMAGE_TO_MODEL, args)
 
 
 @blp.route("/refine-model", methods=["POST"])
-@blp.arguments(RefineModelRequest(), example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
+@blp.arguments(REFINE_MODEL.schema, example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 404, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
@@ -118,11 +160,11 @@ def refine_model(args: dict):
     its geometry. The refinement is a new task with its own status. Recommended flow:
     a cheap untextured draft (`texture: false`), then refine the one the user likes.
     """
-    return _accepted(Service.TRIPO, Kind.REFINE_MODEL, args, counted_in=TRIPO_REFINE)
+    return _json_accepted(REFINE_MODEL, args)
 
 
 @blp.route("/convert-model", methods=["POST"])
-@blp.arguments(ConvertModelRequest(), example={"model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a", "format": "usdz"})
+@blp.arguments(CONVERT_MODEL.schema, example={"model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a", "format": "usdz"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @blp.alt_response(200, schema=TaskAcceptedResponse, headers=_ACCEPTED_HEADERS,
                   description="The model already has this conversion (same format and options, not failed): "
@@ -139,7 +181,7 @@ def convert_model(args: dict):
     conversions; asking again for one it has (same format and options) answers 200 with
     that task instead of a new one.
     """
-    return _accepted(Service.TRIPO, Kind.CONVERT_MODEL, args, counted_in=TRIPO_OTHER)
+    return _json_accepted(CONVERT_MODEL, args)
 
 
 @blp.before_request

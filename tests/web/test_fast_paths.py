@@ -1,19 +1,21 @@
-"""The status read's fast path answers as the Flask route does (it is the same read), and
-hands Flask everything it does not serve itself."""
+"""The fast paths answer as the Flask routes do (the same read, the same intake), and hand
+Flask everything they do not serve themselves."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 
 import pytest
 
 from bff.metrics import HTTP_REQUESTS, metric_key
 from bff.tasks.error_codes import task_error
+from bff.tasks.queue import SUBMIT_QUEUE
 from bff.tasks.record import WAITING
 from bff.web import create_app
 from sandbox.identity import SANDBOX_AUDIENCE
-from tests.helpers import completed_model, new_text_task, store_for
+from tests.helpers import completed_model, new_text_task, queued, store_for
 
 # A query the fast path does not serve (an unknown parameter, which the Flask route ignores):
 # the same read through Flask, to compare with.
@@ -124,8 +126,107 @@ def test_a_fast_read_is_logged_and_counted_as_the_route(client, redis_client, ap
 
 
 def test_the_flask_hooks_are_the_ones_the_fast_path_mirrors(app):
-    """A per-request hook added to the app must be added to bff.web.status_fast_path too."""
+    """A per-request hook added to the app must be added to bff.web.fast_paths too."""
     hooks = {name: [hook.__name__ for hook in functions] for name, functions in
              (("before", app.before_request_funcs[None]), ("after", app.after_request_funcs[None]))}
 
     assert hooks == {"before": ["assign_request_id", "<lambda>"], "after": ["return_request_id"]}
+
+
+# --- generations with a JSON body -------------------------------------------------------------
+
+# A JSON content type webargs reads and the fast path does not serve: the same request
+# through Flask, to compare with.
+FLASK_JSON = "application/vnd.makeit3d+json"
+TEXT = "/generate/text-to-model"
+
+
+def post(client, body, content_type="application/json", **headers):
+    return client.post(TEXT, data=body if isinstance(body, str | bytes) else json.dumps(body),
+                       content_type=content_type, headers=headers)
+
+
+@pytest.fixture
+def flask_generation_calls(app, monkeypatch):
+    calls = []
+    view = app.view_functions["generate.text_to_model"]
+    monkeypatch.setitem(app.view_functions, "generate.text_to_model",
+                        lambda *args, **kwargs: calls.append(1) or view(*args, **kwargs))
+    return calls
+
+
+def test_a_valid_json_generation_is_answered_before_flask(client, redis_client, flask_generation_calls):
+    fast = post(client, {"prompt": "a cup"})
+    flask = post(client, {"prompt": "a cup"}, FLASK_JSON)
+
+    assert fast.status_code == flask.status_code == 202
+    assert flask_generation_calls == [1]
+    for answer in (fast, flask):
+        body = answer.get_json()
+        task = store_for(redis_client).get(body["task_id"])
+        assert task.params == {"prompt": "a cup", "style": None, "texture": True}
+        assert body == {"task_id": task.id, "service": "tripo", "status": "pending",
+                        "status_url": f"http://localhost/tasks/{task.id}/status?service=tripo"}
+        assert answer.headers["Location"] == body["status_url"] and answer.headers["X-Request-ID"]
+    assert queued(redis_client, SUBMIT_QUEUE) == 2
+
+
+def test_a_replay_is_alike_from_either_path(client, redis_client):
+    key = {"Idempotency-Key": "tap-1"}
+    first = post(client, {"prompt": "a cup"}, **key)
+
+    for content_type in ("application/json", FLASK_JSON):
+        again = post(client, {"prompt": "a cup"}, content_type, **key)
+        assert again.status_code == 202 and again.get_json() == first.get_json()
+        assert again.headers["Idempotent-Replayed"] == "true" and again.headers["Location"] == first.headers["Location"]
+    assert queued(redis_client, SUBMIT_QUEUE) == 1
+
+
+@pytest.mark.parametrize("body", [
+    "{not json", "", "[]", json.dumps({"prompt": ""}), json.dumps({"prompt": "a cup", "texture": 1}),
+    json.dumps({"prompt": "a cup", "colour": "red"}), "[" * 5000 + "]" * 5000, '{"prompt": ' + "9" * 5000 + "}",
+    b'{"prompt": "caf\xe9"}',
+])
+def test_a_body_flask_would_refuse_gets_flasks_own_answer_and_counts_nothing(settings, redis_client, body):
+    client = create_app(dataclasses.replace(settings, bff_tripo_other_requests_per_minute=1)).test_client()
+
+    fast, flask = post(client, body), post(client, body, FLASK_JSON)
+
+    assert fast.status_code == flask.status_code and fast.status_code in (400, 422)
+    assert fast.get_json() == flask.get_json()
+    assert post(client, {"prompt": "a cup"}).status_code == 202  # neither was counted against the limit of 1
+
+
+def test_refusals_after_the_body_is_read_are_alike(settings, redis_client):
+    client = create_app(dataclasses.replace(settings, bff_tripo_other_requests_per_minute=1)).test_client()
+    assert post(client, {"prompt": "a cup"}).status_code == 202
+
+    fast, flask = post(client, {"prompt": "a cup"}), post(client, {"prompt": "a cup"}, FLASK_JSON)
+
+    assert fast.status_code == flask.status_code == 429
+    bodies = [answer.get_json() for answer in (fast, flask)]
+    assert all(body["message"].startswith("Rate limit of 1 per 1 minute for this client reached") for body in bodies)
+    assert {**bodies[0], "message": ""} == {**bodies[1], "message": ""}  # the waits may straddle a second
+    assert 1 <= int(fast.headers["Retry-After"]) <= 60
+
+
+def test_a_fast_generation_is_logged_and_counted_as_the_route(client, redis_client, app, caplog):
+    caplog.set_level(logging.INFO, logger="bff.access")
+
+    answer = post(client, {"prompt": "a cup"}, **{"X-Request-ID": "tap-7"})
+    app.extensions["bff"].metrics.close()
+
+    line = next(record for record in caplog.records if record.name == "bff.access")
+    assert (line.path, line.status, line.method, line.request_id) == (TEXT, 202, "POST", "tap-7")
+    assert answer.headers["X-Request-ID"] == "tap-7"
+    assert b'["generate.text_to_model","POST","202"]' in redis_client.hkeys(metric_key(HTTP_REQUESTS.name))
+
+
+def test_the_fast_path_serves_each_json_generation_at_its_flask_route(app):
+    from bff.web.routes.generate import JSON_GENERATIONS
+
+    rules = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules() if "POST" in rule.methods}
+    assert {path: route.endpoint for path, route in JSON_GENERATIONS.items()} == {
+        path: endpoint for path, endpoint in rules.items() if path in JSON_GENERATIONS}
+    assert set(JSON_GENERATIONS) == {path for path in rules if path.startswith("/generate/")} - {
+        "/generate/image-to-image"}  # the upload route is Flask's alone

@@ -1,0 +1,203 @@
+"""The hottest requests without Flask's per-request machinery: a WSGI layer in front of the
+Flask app.
+
+Clients poll ``GET /tasks/{id}/status`` every few seconds for minutes per task (most of the
+traffic), and every task starts with a ``POST /generate/*``. Through Flask, flask-smorest and
+webargs such a request costs several times what its Redis round trips cost. This layer
+answers them with the same pieces the Flask routes use: the request id, the client
+(``bff.web.clients.client_of``), the schema that validates the body, the one-round-trip
+status read (``bff.web.status_reads``) or the intake (``bff.web.intake``), the error answers
+(``bff.web.errors``) and the access line and metrics (``bff.web.access``):
+
+- a status read in its plain form (``?service=tripo|openai``, a task id as the BFF makes them);
+- a generation with a JSON body (``bff.web.routes.generate.JSON_GENERATIONS``) that is valid:
+  ``application/json``, its length given and within the request limit, and the route's
+  schema loads it. A body that is not (every 400 and 422) goes to Flask, byte for byte,
+  before anything was counted or written, and gets Flask's own answer.
+
+Everything else goes to Flask untouched: other routes and query forms, and any request
+whose credentials are refused (Flask answers those as always; nothing was counted yet).
+So a per-request hook added to the Flask app must be mirrored here
+(``tests/web/test_fast_paths.py`` lists the hooks).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from werkzeug.http import HTTP_STATUS_CODES
+
+from bff.logs import new_request_id, set_request_id
+from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.tasks.record import Service
+from bff.tasks.services import Services
+from bff.tasks.store import TransactionContention
+
+from . import idempotency
+from .access import record_request
+from .clients import Identity, client_of
+from .errors import ErrorAnswer, error_answer, redis_unavailable_answer, refusal_answer
+from .intake import Caller, accept
+from .refusals import Refusal
+from .routes.generate import JSON_GENERATIONS, JsonGeneration, accepted_answer
+from .status_reads import StatusReader
+from .task_view import base_url, status_path
+from .unsettled import UnsettledCreates
+
+log = logging.getLogger(__name__)
+
+STATUS_ENDPOINT = "tasks.task_status"  # the Flask route's name: metrics count both paths as one
+_STATUS_PATH = re.compile(r"/tasks/([A-Za-z0-9_-]{1,64})/status")
+_SERVICES = frozenset(map(str, Service))
+_INTERNAL_ERROR = "Internal error. It has been logged; retry, and report the X-Request-ID if it persists."
+
+WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
+Answer = tuple[int, bytes, list[tuple[str, str]]]
+# An answer, or None to hand the request to Flask.
+Handler = Callable[[dict, str, str, Mapping[str, Any] | None], Answer | None]
+
+
+class FastPaths:
+    def __init__(self, flask_app: WsgiApp, services: Services, identity: Identity, reader: StatusReader,
+                 unsettled: UnsettledCreates, max_body_bytes: int):
+        self._flask_app = flask_app
+        self._services = services
+        self._identity = identity
+        self._reader = reader
+        self._unsettled = unsettled
+        self._max_body_bytes = max_body_bytes
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        served = self._served(environ)
+        if served is None:
+            return self._flask_app(environ, start_response)
+        endpoint, handle = served
+        started = time.monotonic()
+        request_id = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        set_request_id(request_id)
+        try:
+            answer = self._answer(environ, endpoint, handle, request_id)
+            if answer is not None:
+                status, body, headers = answer
+                start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", [
+                    ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                    *headers, ("X-Request-ID", request_id)])
+                record_request(self._services.metrics, endpoint, environ["REQUEST_METHOD"], environ["PATH_INFO"],
+                               status, started)
+                return [body]
+        finally:
+            set_request_id(None)
+        return self._flask_app(environ, start_response)
+
+    def _answer(self, environ: dict, endpoint: str, handle: Handler, request_id: str) -> Answer | None:
+        try:
+            client, claims = client_of(self._identity, endpoint, _header_reader(environ), environ.get("REMOTE_ADDR"))
+        except Refusal:
+            return None  # refused as every route refuses, by Flask (nothing was counted yet)
+        return handle(environ, request_id, client, claims)
+
+    def _served(self, environ: dict) -> tuple[str, Handler] | None:
+        """The endpoint and the handler of a request this layer serves."""
+        method = environ.get("REQUEST_METHOD")
+        if method == "GET":
+            plain = _plain_status_read(environ)
+            if plain is not None:
+                return STATUS_ENDPOINT, lambda env, _, client, __: self._status(env, client, *plain)
+        elif method == "POST":
+            route = JSON_GENERATIONS.get(environ.get("PATH_INFO", ""))
+            if route is not None and _json_body_length(environ, self._max_body_bytes) is not None:
+                return route.endpoint, lambda env, request_id, client, claims: self._generation(
+                    env, route, request_id, client, claims)
+        return None
+
+    def _status(self, environ: dict, client: str, task_id: str, service: str) -> Answer:
+        return _guarded(lambda: (200, self._reader.read(self._services.settings, client, task_id, service)
+                                 .json(base_url(environ)).encode(), []))
+
+    def _generation(self, environ: dict, route: JsonGeneration, request_id: str, client: str,
+                    claims: Mapping[str, Any] | None) -> Answer | None:
+        args = _loaded(environ, route)
+        if args is None:
+            return None
+        caller = Caller(client=client, request_id=request_id, endpoint=route.endpoint,
+                        idempotency_key=environ.get("HTTP_" + _environ_name(idempotency.HEADER)), claims=claims)
+        base = base_url(environ)
+
+        def accepted() -> Answer:
+            answer = accept(self._services, caller, service=route.service, kind=route.kind, args=args,
+                            status_url=lambda task: base + status_path(task), unsettled=self._unsettled,
+                            counted_in=route.counted_in)
+            status, headers = accepted_answer(answer)
+            return status, _jsonified(answer.body), list(headers.items())
+
+        return _guarded(accepted)
+
+
+def _guarded(answer: Callable[[], Answer]) -> Answer:
+    """``answer()``, or the error answer Flask's handlers give for what it raised."""
+    try:
+        return answer()
+    except Refusal as refusal:
+        error = refusal_answer(refusal)
+    except (*REDIS_UNAVAILABLE_ERRORS, TransactionContention) as unavailable:
+        error = redis_unavailable_answer(unavailable)
+    except Exception:
+        log.exception("request failed")
+        error = error_answer(500, _INTERNAL_ERROR)
+    return error.status, _json(error), list(error.headers.items())
+
+
+def _plain_status_read(environ: dict) -> tuple[str, str] | None:
+    """(task id, service) of a status read in its plain form."""
+    path = _STATUS_PATH.fullmatch(environ.get("PATH_INFO", ""))
+    name, _, service = environ.get("QUERY_STRING", "").partition("=")
+    return (path.group(1), service) if path and name == "service" and service in _SERVICES else None
+
+
+def _json_body_length(environ: dict, max_bytes: int) -> int | None:
+    """The length of a JSON body this layer may read whole: given, and within the limit."""
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    length = environ.get("CONTENT_LENGTH", "")
+    if mimetype != "application/json" or not length.isdigit() or int(length) > max_bytes:
+        return None
+    return int(length)
+
+
+def _loaded(environ: dict, route: JsonGeneration) -> dict | None:
+    """The request's arguments as the route's schema loads them (webargs' reading of a JSON
+    body: UTF-8, then JSON); None for a body it refuses, which is put back for Flask."""
+    length = int(environ["CONTENT_LENGTH"])
+    body = environ["wsgi.input"].read(length)
+    try:
+        if len(body) == length:
+            return route.schema.load(json.loads(body.decode("utf-8")))
+    except Exception:  # noqa: BLE001  (whatever it is, Flask answers it, from the same bytes)
+        pass
+    environ["wsgi.input"] = io.BytesIO(body)
+    return None
+
+
+def _header_reader(environ: dict) -> Callable[[str, str], str | None]:
+    def header(name: str, default: str) -> str | None:
+        return environ.get("HTTP_" + _environ_name(name), default)
+
+    return header
+
+
+def _environ_name(header: str) -> str:
+    return header.upper().replace("-", "_")
+
+
+def _json(answer: ErrorAnswer) -> bytes:
+    return _jsonified(answer.body)
+
+
+def _jsonified(body: dict) -> bytes:
+    """As Flask's jsonify writes it: keys sorted, compact, a final newline."""
+    return (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
