@@ -104,23 +104,40 @@ class FirstComeFirstServed:
                 raise queue.Empty
             waiter = _Waiter()
             self._waiters.append(waiter)
-        if waiter.handed.wait(timeout):
-            return waiter.item
+        try:
+            if waiter.handed.wait(timeout):
+                return waiter.item
+        except BaseException:
+            # Interrupted (a greenlet killed, a timeout around the request): a connection
+            # handed to it meanwhile goes to the next in line, not with it.
+            with self._mutex:
+                self._withdraw(waiter)
+            raise
         with self._mutex:
             if waiter.handed.is_set():  # handed over just as the wait ran out
                 return waiter.item
             self._waiters.remove(waiter)
         raise queue.Empty
 
+    def _withdraw(self, waiter: _Waiter) -> None:
+        if waiter.handed.is_set():
+            self._hand_on(waiter.item)
+        else:
+            self._waiters.remove(waiter)
+
     def put_nowait(self, item: Any) -> None:
         with self._mutex:
-            if self._waiters:
-                waiter = self._waiters.popleft()
-                waiter.item = item
-                waiter.handed.set()
-                return
-            if len(self.queue) >= self.maxsize:
+            if not self._waiters and len(self.queue) >= self.maxsize:
                 raise queue.Full
+            self._hand_on(item)
+
+    def _hand_on(self, item: Any) -> None:
+        """To the longest waiting request, else back among the free ones (holding the mutex)."""
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.item = item
+            waiter.handed.set()
+        else:
             self.queue.append(item)
 
 

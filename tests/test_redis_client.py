@@ -61,3 +61,36 @@ def test_it_holds_at_most_its_size_as_the_pool_expects_when_it_fills_it():
 
     with pytest.raises(queue.Full):
         free.put_nowait(None)
+
+
+def test_a_waiter_interrupted_after_being_handed_a_connection_passes_it_on(monkeypatch):
+    """A request whose wait is interrupted (its greenlet killed) just as a connection is
+    handed to it must not take the connection with it."""
+    import bff.redis_client as redis_client
+
+    free = FirstComeFirstServed(1)
+
+    class Interrupted(BaseException):
+        pass
+
+    class HandedThenInterrupted(redis_client._Waiter):
+        def __init__(self):
+            super().__init__()
+            real_event = self.handed
+
+            class Event:
+                def wait(self, timeout=None):
+                    free.put_nowait("connection")  # handed over as the interruption comes
+                    raise Interrupted
+
+                def __getattr__(self, name):
+                    return getattr(real_event, name)
+
+            self.handed = Event()
+
+    monkeypatch.setattr(redis_client, "_Waiter", HandedThenInterrupted)
+    with pytest.raises(Interrupted):
+        free.get(timeout=5)
+    monkeypatch.undo()
+
+    assert free.get(block=False) == "connection"

@@ -34,9 +34,11 @@ from .storing import discard_upload
 log = logging.getLogger(__name__)
 
 # Recording the outcome of a provider call must not be lost to a Redis outage: the call
-# has been paid for. Pauses grow by this step up to the cap.
-_RECORD_PAUSE_SECONDS = 0.5
-_RECORD_PAUSE_CAP_SECONDS = 3.0
+# has been paid for. Pauses grow by this step up to the cap, which is short: once Redis is
+# back, the record should land before a reconciliation cycle takes this worker for dead
+# (its heartbeat lapsed in an outage over 15 s; Dramatiq's consumers come back after 3 s).
+_RECORD_PAUSE_SECONDS = 0.25
+_RECORD_PAUSE_CAP_SECONDS = 1.0
 
 
 def submit(runtime: WorkerRuntime, task_id: str) -> float | None:
@@ -92,7 +94,8 @@ def _record_outcome(store: TaskStore, claimed: Task, finish: TaskChange) -> None
     for attempt in itertools.count(1):
         try:
             if store.update(claimed.id, finish) is None:
-                log.warning("the task ended while its provider call ran; the provider's result is not used")
+                # Or an earlier attempt here recorded it and only its reply was lost.
+                log.warning("the task moved on while its provider call ran; this result is not recorded again")
             return
         except REDIS_UNAVAILABLE_ERRORS:
             pause = min(_RECORD_PAUSE_CAP_SECONDS, _RECORD_PAUSE_SECONDS * attempt)

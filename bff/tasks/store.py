@@ -277,11 +277,17 @@ class TaskStore:
                                     ["EXPIRE", index, self._open_ttl_seconds]]  # outlives every conversion it names
 
         def body(pipe) -> Task | None:
+            # A run after one whose EXEC ran but whose reply was lost (redis-py then raises
+            # WatchError) finds this very task recorded: done, not a replay or a reuse.
             held = pipe.get(remember.key) if remember else None
             if held is not None:
+                if remember is not None and held == remember.value.encode():
+                    return None
                 raise KeyTaken(held)  # a retry of the request that made a conversion gets its answer again
             earlier_id = pipe.hget(index, fingerprint)
             earlier = _parsed(pipe.get(task_key(earlier_id.decode()))) if earlier_id else None
+            if earlier is not None and earlier.id == task.id:
+                return None
             if earlier is not None and conversions.reusable(earlier):
                 return earlier
             pipe.multi()

@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(credits_cli)
     # Railway and Heroku put exactly one proxy in front: trust its forwarding headers. Behind
     # it, plain status reads and valid JSON generations are answered before Flask (see fast_paths).
-    fast_paths = FastPaths(app.wsgi_app, app_services, identity, reader, app.extensions["bff_unsettled_creates"],
+    fast_paths = FastPaths(app, app_services, identity, reader, app.extensions["bff_unsettled_creates"],
                            max_body_bytes=MAX_REQUEST_BYTES)
     app.wsgi_app = ProxyFix(fast_paths, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     return app

@@ -116,12 +116,6 @@ def error_answer(status: int, message: str, *, errors: dict | None = None,
     return ErrorAnswer(status, body, headers or {})
 
 
-def error_response(status: int, message: str, *, errors: dict | None = None, headers: dict | None = None,
-                   reason: str | None = None):
-    """The one error shape, for answers made outside flask-smorest's own handler."""
-    return _as_response(error_answer(status, message, errors=errors, headers=headers, reason=reason))
-
-
 def _as_response(answer: ErrorAnswer):
     response = jsonify(answer.body)
     response.status_code = answer.status
@@ -148,10 +142,14 @@ def _refused(refusal: Refusal):
     return _as_response(refusal_answer(refusal))
 
 
-def _storage_unavailable(error: StorageUnavailable):
+def storage_unavailable_answer(error: StorageUnavailable) -> ErrorAnswer:
     log.error("file storage unavailable", extra={"error": error.detail})
-    return error_response(503, "File storage is unreachable; retry shortly.",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return error_answer(503, "File storage is unreachable; retry shortly.",
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _storage_unavailable(error: StorageUnavailable):
+    return _as_response(storage_unavailable_answer(error))
 
 
 def _redis_unavailable(error: Exception):

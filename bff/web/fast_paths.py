@@ -31,10 +31,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flask import Flask
+from marshmallow import ValidationError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from bff.logs import new_request_id, set_request_id
 from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
+from bff.results.object_store import StorageUnavailable
 from bff.tasks.record import Service
 from bff.tasks.services import Services
 from bff.tasks.store import TransactionContention
@@ -42,7 +45,7 @@ from bff.tasks.store import TransactionContention
 from . import idempotency
 from .access import record_request
 from .clients import Identity, client_of
-from .errors import ErrorAnswer, error_answer, redis_unavailable_answer, refusal_answer
+from .errors import ErrorAnswer, error_answer, redis_unavailable_answer, refusal_answer, storage_unavailable_answer
 from .intake import Caller, accept
 from .refusals import Refusal
 from .routes.generate import JSON_GENERATIONS, JsonGeneration, accepted_answer
@@ -63,10 +66,15 @@ Answer = tuple[int, bytes, list[tuple[str, str]]]
 Handler = Callable[[dict, str, str, Mapping[str, Any] | None], Answer | None]
 
 
+# What a body Flask would refuse raises while it is read: Flask answers it (400 or 422).
+_REFUSED_BODY = (UnicodeDecodeError, ValueError, RecursionError, ValidationError)
+
+
 class FastPaths:
-    def __init__(self, flask_app: WsgiApp, services: Services, identity: Identity, reader: StatusReader,
+    def __init__(self, app: Flask, services: Services, identity: Identity, reader: StatusReader,
                  unsettled: UnsettledCreates, max_body_bytes: int):
-        self._flask_app = flask_app
+        self._app = app  # its schemas' validators may read the app's settings
+        self._flask_app = app.wsgi_app
         self._services = services
         self._identity = identity
         self._reader = reader
@@ -122,7 +130,8 @@ class FastPaths:
 
     def _generation(self, environ: dict, route: JsonGeneration, request_id: str, client: str,
                     claims: Mapping[str, Any] | None) -> Answer | None:
-        args = _loaded(environ, route)
+        with self._app.app_context():
+            args = _loaded(environ, route)
         if args is None:
             return None
         caller = Caller(client=client, request_id=request_id, endpoint=route.endpoint,
@@ -147,6 +156,8 @@ def _guarded(answer: Callable[[], Answer]) -> Answer:
         error = refusal_answer(refusal)
     except (*REDIS_UNAVAILABLE_ERRORS, TransactionContention) as unavailable:
         error = redis_unavailable_answer(unavailable)
+    except StorageUnavailable as unavailable:
+        error = storage_unavailable_answer(unavailable)
     except Exception:
         log.exception("request failed")
         error = error_answer(500, _INTERNAL_ERROR)
@@ -164,7 +175,7 @@ def _json_body_length(environ: dict, max_bytes: int) -> int | None:
     """The length of a JSON body this layer may read whole: given, and within the limit."""
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     length = environ.get("CONTENT_LENGTH", "")
-    if mimetype != "application/json" or not length.isdigit() or int(length) > max_bytes:
+    if mimetype != "application/json" or not (length.isascii() and length.isdigit()) or int(length) > max_bytes:
         return None
     return int(length)
 
@@ -177,9 +188,9 @@ def _loaded(environ: dict, route: JsonGeneration) -> dict | None:
     try:
         if len(body) == length:
             return route.schema.load(json.loads(body.decode("utf-8")))
-    except Exception:  # noqa: BLE001  (whatever it is, Flask answers it, from the same bytes)
+    except _REFUSED_BODY:
         pass
-    environ["wsgi.input"] = io.BytesIO(body)
+    environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again and answers its way
     return None
 
 

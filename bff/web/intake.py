@@ -25,7 +25,7 @@ from bff.results.task_files import discard_kept_upload, keep_upload
 from bff.tasks import conversions
 from bff.tasks.record import COMPLETED, Kind, Service, Task, Upload
 from bff.tasks.services import Services
-from bff.tasks.store import Admission, CreateRefused, KeyTaken, OverRequestLimit, Remembered
+from bff.tasks.store import Admission, CreateRefused, KeyTaken, OverRequestLimit, Remembered, TransactionContention
 
 from . import idempotency
 from .rate_limits import Family
@@ -70,6 +70,11 @@ def accept(
     request with the same Idempotency-Key. The request is counted against ``counted_in``
     by the script that records the task (None: the route counted it already)."""
     claim = idempotency.claim_for(caller, args, upload)
+    if claim is not None and upload is not None and services.objects is not None:
+        # A replay need not put its upload in the bucket first (nor fail while the bucket is down).
+        held = services.redis.get(claim.redis_key)
+        if held is not None:
+            return _replayed(claim, held)
     try:
         params = _params(services, caller, kind, args)
     except Refusal:
@@ -129,7 +134,8 @@ def _record(services: Services, caller: Caller, task: Task, upload: Upload | Non
         raise counted_in.refusal(services.settings, refused.window) from None
     except CreateRefused as refused:
         raise _out_of_credits(refused.reason, services.credits.seconds_until_reset()) from None
-    except REDIS_UNAVAILABLE_ERRORS as error:
+    except (*REDIS_UNAVAILABLE_ERRORS, TransactionContention) as error:
+        # Contention too: a conversion's transaction whose last EXEC's reply was lost may have run.
         lost = error
     while time.monotonic() - started < RESOLVE_WITHIN_SECONDS:
         try:

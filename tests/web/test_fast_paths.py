@@ -230,3 +230,17 @@ def test_the_fast_path_serves_each_json_generation_at_its_flask_route(app):
         path: endpoint for path, endpoint in rules.items() if path in JSON_GENERATIONS}
     assert set(JSON_GENERATIONS) == {path for path in rules if path.startswith("/generate/")} - {
         "/generate/image-to-image"}  # the upload route is Flask's alone
+
+
+@pytest.mark.parametrize("endpoint, path, body", [
+    ("generate.sketch_to_model", "/generate/sketch-to-model", {"image_url": "https://example.com/sketch.png"}),
+    ("generate.image_to_model", "/generate/image-to-model", {"image_urls": ["https://example.com/front.jpg"]}),
+])
+def test_generations_whose_schemas_read_the_settings_are_served_too(app, client, redis_client, monkeypatch, endpoint,
+                                                                    path, body):
+    calls = []
+    view = app.view_functions[endpoint]
+    monkeypatch.setitem(app.view_functions, endpoint, lambda *args, **kwargs: calls.append(1) or view(*args, **kwargs))
+
+    assert client.post(path, json=body).status_code == 202
+    assert calls == []

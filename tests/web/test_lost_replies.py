@@ -98,3 +98,23 @@ def test_a_create_that_never_ran_is_void_for_good(client, proxy, redis_client):
     retry = client.post("/generate/text-to-model", json=BODY, headers=KEY)
     assert retry.status_code == 202 and "Idempotent-Replayed" not in retry.headers
     assert len(open_tasks(redis_client)) == 1
+
+
+@pytest.mark.parametrize("headers", [{}, KEY], ids=["no key", "with key"])
+def test_a_conversion_whose_transaction_reply_is_lost_is_the_one_new_task_and_is_sent(client, proxy, redis_client,
+                                                                                      headers):
+    from bff.tasks import conversions
+    from tests.helpers import completed_model
+
+    model = completed_model(redis_client)
+    proxy.lose_replies(b"$4\r\nEXEC\r\n", times=1)  # the transaction that holds the create script ran
+
+    response = client.post("/generate/convert-model", json={"model_task_id": model.id, "format": "stl"},
+                           headers=headers)
+
+    assert proxy.lost == 1
+    assert response.status_code == 202, response.get_json()  # its own new task: not a reuse, not a replay
+    assert "Idempotent-Replayed" not in response.headers
+    conversion = store_for(redis_client).get(response.get_json()["task_id"])
+    assert conversion.kind == "convert_model" and conversion.params[conversions.SOURCE] == model.id
+    assert queued(redis_client, SUBMIT_QUEUE) == 1  # sent now, not after reconciliation's nudge
