@@ -1,8 +1,8 @@
 """A worker process's heartbeat, so that its claims stop holding provider capacity soon
 after it dies.
 
-Every worker process writes ``bff:workers:{id}`` every ``INTERVAL_SECONDS`` with a TTL of
-``TTL_SECONDS``, and stamps its claims with that id. Reconciliation settles a claim whose
+Every worker process writes ``bff:workers:{id}`` every ``INTERVAL_SECONDS`` (sooner after a
+beat that failed) with a TTL of ``TTL_SECONDS``, and stamps its claims with that id. Reconciliation settles a claim whose
 worker has no heartbeat at once, as it would after the longest possible provider call:
 one that had not sent its call is sent again, one that had is failed as
 ``provider_outcome_unknown`` (never re-sent); only the slot is freed sooner.
@@ -22,6 +22,11 @@ from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 3.0
+# After a beat that failed, the next comes this soon: once Redis is back after an outage
+# longer than the TTL, this worker must be seen alive again before a reconciliation cycle
+# takes it for dead (and fails the calls it is still recording; Dramatiq's consumers come
+# back after 3 s).
+RETRY_SECONDS = 0.5
 # Several missed beats (a Redis blip, a long GC pause) before a worker counts as gone.
 TTL_SECONDS = 15
 
@@ -45,8 +50,8 @@ class Heartbeat(dramatiq.Middleware):
 
     def after_worker_boot(self, broker, worker) -> None:
         self._stop.clear()
-        self._beat()  # before the first message: no claim goes out unbacked
-        self._thread = threading.Thread(target=self._run, name="bff-heartbeat", daemon=True)
+        beating = self._beat()  # before the first message: no claim goes out unbacked
+        self._thread = threading.Thread(target=self._run, args=(beating,), name="bff-heartbeat", daemon=True)
         self._thread.start()
 
     def before_worker_shutdown(self, broker, worker) -> None:
@@ -54,15 +59,17 @@ class Heartbeat(dramatiq.Middleware):
         if self._thread:
             self._thread.join(timeout=INTERVAL_SECONDS)
 
-    def _run(self) -> None:
-        while not self._stop.wait(INTERVAL_SECONDS):
-            self._beat()
+    def _run(self, beating: bool) -> None:
+        while not self._stop.wait(INTERVAL_SECONDS if beating else RETRY_SECONDS):
+            beating = self._beat()
 
-    def _beat(self) -> None:
+    def _beat(self) -> bool:
         try:
             self._redis.set(heartbeat_key(self._id), "1", ex=TTL_SECONDS)
+            return True
         except REDIS_UNAVAILABLE_ERRORS as error:
             log.warning("heartbeat cannot reach redis", extra={"error": type(error).__name__})
+            return False
 
 
 def live_workers(client: redis.Redis, worker_ids: set[str]) -> set[str]:

@@ -84,3 +84,29 @@ def _generation_bucket(worker_runtime):
     from bff.tasks.capacity import bucket_for
 
     return bucket_for("tripo", "text_to_model", worker_runtime.settings)
+
+
+def test_after_an_outage_the_beat_is_back_as_soon_as_redis_is(redis_client, monkeypatch):
+    """Beats that failed are retried at once, not a whole interval later: a worker cut off
+    from Redis for longer than the TTL is seen alive again before reconciliation's next
+    cycle can take it for dead."""
+    import redis
+
+    from tests.conftest import redis_port, wait_until
+    from tests.redis_proxy import LossyRedisProxy
+    from workers import heartbeat as heartbeat_module
+
+    monkeypatch.setattr(heartbeat_module, "INTERVAL_SECONDS", 3600.0)  # only a retry can beat again in time
+    proxy = LossyRedisProxy(redis_port())
+    beating = Heartbeat(redis.Redis.from_url(proxy.url, socket_timeout=0.5, socket_connect_timeout=0.5))
+    try:
+        proxy.refuse()
+        beating.after_worker_boot(None, None)  # its first beat fails: Redis is out of reach
+        assert not redis_client.exists(heartbeat_key(beating._id))
+
+        proxy.refuse(False)
+
+        wait_until(lambda: redis_client.exists(heartbeat_key(beating._id)), timeout=10)
+    finally:
+        beating.before_worker_shutdown(None, None)
+        proxy.close()
