@@ -2,10 +2,10 @@
 after it dies.
 
 Every worker process writes ``bff:workers:{id}`` every ``INTERVAL_SECONDS`` (sooner after a
-beat that failed) with a TTL of ``TTL_SECONDS``, and stamps its claims with that id. Reconciliation settles a claim whose
-worker has no heartbeat at once, as it would after the longest possible provider call:
-one that had not sent its call is sent again, one that had is failed as
-``provider_outcome_unknown`` (never re-sent); only the slot is freed sooner.
+beat that failed) with a TTL of ``TTL_SECONDS``, and stamps its claims with that id.
+Reconciliation settles a claim whose worker has no heartbeat at once, as it would after the
+longest possible provider call: one that had not sent its call is sent again, one that had
+is failed as ``provider_outcome_unknown`` (never re-sent); only the slot is freed sooner.
 """
 
 from __future__ import annotations
