@@ -290,6 +290,9 @@ class Settings:
         if values["bff_sandbox"]:
             _require_local_providers(values)
         _settle_identity(values)
+        if values["bff_plan_daily_credits"] and not values["bff_plan_claim"]:
+            raise SettingsError("BFF_PLAN_DAILY_CREDITS needs BFF_PLAN_CLAIM: without it no user has a plan, "
+                                "and every user would get BFF_USER_DAILY_CREDITS")
         return cls(**values)
 
     @property

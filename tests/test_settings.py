@@ -177,8 +177,9 @@ def test_sign_in_defaults_match_the_documented_ones():
     ({"BFF_AUTH_ALGORITHMS": "none"}, "BFF_AUTH_ALGORITHMS must list only"),
     ({"BFF_AUTH_HS256_SECRET": "too-short"}, "BFF_AUTH_HS256_SECRET must be at least 32 bytes"),
     ({"BFF_APP_CHECK_PROJECT_NUMBER": "makeit3d-prod"}, "project NUMBER"),
+    ({"BFF_PLAN_DAILY_CREDITS": "pro=2000"}, "BFF_PLAN_DAILY_CREDITS needs BFF_PLAN_CLAIM"),
 ], ids=["no-audience", "audience-without-issuer", "http-issuer", "http-jwks", "hs256", "none", "short-secret",
-        "project-id"])
+        "project-id", "plans-without-claim"])
 def test_an_unsafe_or_half_sign_in_configuration_stops_the_start(changes, fragment):
     with pytest.raises(SettingsError, match=fragment) as raised:
         Settings.from_env({**REQUIRED, **SIGN_IN, **changes})

@@ -43,7 +43,8 @@ def test_the_plan_name_is_what_the_token_says_even_when_it_has_no_allowance():
 
 def test_the_credit_settings_read_plans_and_leave_limits_unset_by_default():
     required = MINIMAL_LIVE_ENVIRON
-    settings = Settings.from_env({**required, "BFF_PLAN_DAILY_CREDITS": "pro=2000, team=10000"})
+    settings = Settings.from_env({**required, "BFF_PLAN_CLAIM": "plan",
+                                  "BFF_PLAN_DAILY_CREDITS": "pro=2000, team=10000"})
 
     assert settings.bff_plan_daily_credits == PLANS
     assert (settings.bff_user_daily_credits, settings.bff_service_daily_credits) == (None, None)
