@@ -17,16 +17,17 @@ Failures that may pass (the storage or the provider's file server down) are retr
 backoff until the storing deadline, then the task fails with a storage code; a file that
 can never be kept fails the task at once with its own code (``_REJECTION_CODES``, the one
 mapping). One worker at a time stores a task (a lease), so a failing attempt, which
-removes its partial file, can never remove what another attempt stored.
+removes its partial file, can never remove what another attempt stored. A lease names its
+worker: one left by a worker whose heartbeat is gone (``workers.heartbeat``) is taken over
+at once rather than after its full length, since an attempt can always start again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
-
-from redis.exceptions import LockError
 
 from bff.providers import tripo
 from bff.providers.errors import FINAL, ProviderError
@@ -48,6 +49,7 @@ from bff.tasks.record import COMPLETED, IMAGES, MODEL, PREVIEW, STORING, UPLOAD,
 from bff.tasks.store import task_key
 
 from .backoff import backoff_seconds
+from .heartbeat import live_workers
 from .runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -109,18 +111,53 @@ def store_results(runtime: WorkerRuntime, task_id: str) -> None:
     if runtime.objects is None:
         log.error("a task waits to store its files but BFF_STORAGE_URL is not set; it fails at its deadline")
         return
-    lease = runtime.services.redis.lock(task_key(task_id, "storing"), timeout=STORE_ATTEMPT_SECONDS,
-                                        blocking=False)
-    if not lease.acquire():
+    lease = _take_lease(runtime, task_id)
+    if lease is None:
         log.info("another worker is storing this task's files")
         return
     try:
         _attempt(runtime, runtime.objects, task)
     finally:
-        try:
-            lease.release()
-        except (LockError, *REDIS_UNAVAILABLE_ERRORS):
-            pass  # expired or unreachable: it frees itself
+        _release_lease(runtime, task_id, lease)
+
+
+# Replace the holder ARGV[1] of lease KEYS[1] with ARGV[2] (for ARGV[3] s), or release it (no ARGV[2]).
+_SWAP_LEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) else redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
+def _take_lease(runtime: WorkerRuntime, task_id: str) -> str | None:
+    """This attempt's lease token, or None while another live worker stores the task. The
+    token is ``worker id/random``; a process not beating (a test's step) has no worker id,
+    and its lease only expires."""
+    client, key = runtime.services.redis, task_key(task_id, "storing")
+    token = f"{runtime.heartbeat.worker_id or ''}/{uuid.uuid4().hex}"
+    seconds = int(STORE_ATTEMPT_SECONDS)
+    if client.set(key, token, nx=True, ex=seconds):
+        return token
+    held = client.get(key)
+    holder = held.decode() if isinstance(held, bytes) else held
+    if holder == token:  # ours: the SET ran, its reply was lost, and redis-py sent it again
+        return token
+    if holder is None:  # freed between the two calls
+        return token if client.set(key, token, nx=True, ex=seconds) else None
+    holder_worker = holder.partition("/")[0]
+    if not holder_worker or holder_worker in live_workers(client, {holder_worker}):
+        return None
+    if not client.eval(_SWAP_LEASE, 1, key, holder, token, seconds):
+        return None
+    log.warning("took over the storing lease of a worker that stopped mid-attempt")
+    return token
+
+
+def _release_lease(runtime: WorkerRuntime, task_id: str, token: str) -> None:
+    try:
+        runtime.services.redis.eval(_SWAP_LEASE, 1, task_key(task_id, "storing"), token)
+    except REDIS_UNAVAILABLE_ERRORS:
+        pass  # unreachable: it expires by itself
 
 
 def discard_upload(runtime: WorkerRuntime, task: Task | None) -> None:

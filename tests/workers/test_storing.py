@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import threading
 
 import pytest
 import requests
@@ -356,3 +357,31 @@ def test_an_upload_whose_request_records_no_task_is_not_left_in_the_bucket(setti
     assert refused[-1].status_code == 429 and refused[-1].get_json()["reason"] == "credits_exhausted"
     kept = {store_for(redis_client).get(answer.get_json()["task_id"]).object_keys[UPLOAD] for answer in accepted}
     assert set(keys_in(local_s3, bucket, "uploads")) == kept  # no copy of the replay's or the refusals' upload
+
+
+def test_a_storing_lease_is_respected_while_its_worker_lives_and_taken_over_once_it_is_gone(
+        client, redis_client, openai, local_s3, bucket, fast_retries):
+    from workers import storing
+    from workers.heartbeat import heartbeat_key
+
+    openai.delay_next(seconds=1.0)  # the edit is made, then answers late: the storage goes down meanwhile
+    task_id = post_sketch(client, n=1)
+    sender = threading.Thread(target=submit_in_this_thread, args=(task_id,))
+    sender.start()
+    wait_until(lambda: openai.requests)
+    with storage_down(local_s3):
+        sender.join(timeout=SLOW)
+    assert store_for(redis_client).get(task_id).submission == STORING  # its images wait in Redis
+    # Another worker is storing them: its lease, and its heartbeat.
+    redis_client.set(heartbeat_key("other-worker"), "1", ex=15)
+    redis_client.set(task_key(task_id, "storing"), "other-worker/attempt-1", ex=600)
+
+    storing.store_results(runtime.current(), task_id)
+    assert store_for(redis_client).get(task_id).submission == STORING  # left to it
+
+    redis_client.delete(heartbeat_key("other-worker"))  # it died mid-attempt
+    storing.store_results(runtime.current(), task_id)
+
+    assert openai_status(client, task_id)["status"] == "completed"
+    assert len(keys_in(local_s3, bucket, "results")) == 1
+    assert not redis_client.exists(task_key(task_id, "storing"))  # released after the attempt
