@@ -50,26 +50,38 @@ class Heartbeat(dramatiq.Middleware):
 
     def after_worker_boot(self, broker, worker) -> None:
         self._stop.clear()
-        beating = self._beat()  # before the first message: no claim goes out unbacked
+        beating = self._beat(beating=True)  # before the first message: no claim goes out unbacked
         self._thread = threading.Thread(target=self._run, args=(beating,), name="bff-heartbeat", daemon=True)
         self._thread.start()
 
-    def before_worker_shutdown(self, broker, worker) -> None:
+    def after_worker_shutdown(self, broker, worker) -> None:
+        """Beat until the worker threads have drained (Dramatiq's ``before_worker_shutdown``
+        comes before the drain: a beat stopped there would let this worker's calls in flight
+        and storing leases be taken for a dead worker's). Then go at once."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=INTERVAL_SECONDS)
+        try:
+            self._redis.delete(heartbeat_key(self._id))
+        except REDIS_UNAVAILABLE_ERRORS:
+            pass  # it expires by itself
 
     def _run(self, beating: bool) -> None:
         while not self._stop.wait(INTERVAL_SECONDS if beating else RETRY_SECONDS):
-            beating = self._beat()
+            beating = self._beat(beating)
 
-    def _beat(self) -> bool:
+    def _beat(self, beating: bool) -> bool:
+        """Write the heartbeat; whether it was written. ``beating``: whether the last one was
+        (a failure is logged once per outage, not every retry)."""
         try:
             self._redis.set(heartbeat_key(self._id), "1", ex=TTL_SECONDS)
-            return True
-        except REDIS_UNAVAILABLE_ERRORS as error:
-            log.warning("heartbeat cannot reach redis", extra={"error": type(error).__name__})
+        except Exception as error:  # noqa: BLE001  (the thread must outlive any one failure)
+            if beating:
+                log.warning("heartbeat cannot be written; retrying", extra={"error": type(error).__name__})
             return False
+        if not beating:
+            log.info("heartbeat written again")
+        return True
 
 
 def live_workers(client: redis.Redis, worker_ids: set[str]) -> set[str]:

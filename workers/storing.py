@@ -49,7 +49,7 @@ from bff.tasks.record import COMPLETED, IMAGES, MODEL, PREVIEW, STORING, UPLOAD,
 from bff.tasks.store import task_key
 
 from .backoff import backoff_seconds
-from .heartbeat import live_workers
+from .heartbeat import heartbeat_key
 from .runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -121,41 +121,41 @@ def store_results(runtime: WorkerRuntime, task_id: str) -> None:
         _release_lease(runtime, task_id, lease)
 
 
-# Replace the holder ARGV[1] of lease KEYS[1] with ARGV[2] (for ARGV[3] s), or release it (no ARGV[2]).
-_SWAP_LEASE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) else redis.call('DEL', KEYS[1]) end
-return 1
+# Takes lease KEYS[1] for token ARGV[1] (ARGV[2] seconds) unless another live worker holds
+# it: 1 taken (or already ours: a call re-sent after its reply was lost), 2 taken over from
+# a worker whose heartbeat (ARGV[3] .. its id) is gone, 0 held. A holder with no worker id
+# (a process not beating, or a lease of the version before) only expires.
+_TAKE_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return 1 end
+local taken = 1
+if holder then
+  local worker = string.match(holder, '^([^/]+)/')
+  if not worker or redis.call('EXISTS', ARGV[3] .. worker) == 1 then return 0 end
+  taken = 2
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return taken
+"""
+_RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
 
 def _take_lease(runtime: WorkerRuntime, task_id: str) -> str | None:
-    """This attempt's lease token, or None while another live worker stores the task. The
-    token is ``worker id/random``; a process not beating (a test's step) has no worker id,
-    and its lease only expires."""
-    client, key = runtime.services.redis, task_key(task_id, "storing")
+    """This attempt's lease token (``worker id/random``), or None while another live
+    worker stores the task."""
     token = f"{runtime.heartbeat.worker_id or ''}/{uuid.uuid4().hex}"
-    seconds = int(STORE_ATTEMPT_SECONDS)
-    if client.set(key, token, nx=True, ex=seconds):
-        return token
-    held = client.get(key)
-    holder = held.decode() if isinstance(held, bytes) else held
-    if holder == token:  # ours: the SET ran, its reply was lost, and redis-py sent it again
-        return token
-    if holder is None:  # freed between the two calls
-        return token if client.set(key, token, nx=True, ex=seconds) else None
-    holder_worker = holder.partition("/")[0]
-    if not holder_worker or holder_worker in live_workers(client, {holder_worker}):
-        return None
-    if not client.eval(_SWAP_LEASE, 1, key, holder, token, seconds):
-        return None
-    log.warning("took over the storing lease of a worker that stopped mid-attempt")
-    return token
+    taken = runtime.services.redis.eval(_TAKE_LEASE, 1, task_key(task_id, "storing"), token,
+                                        int(STORE_ATTEMPT_SECONDS), heartbeat_key(""))
+    if taken == 2:
+        log.warning("took over the storing lease of a worker that stopped mid-attempt")
+    return token if taken else None
 
 
 def _release_lease(runtime: WorkerRuntime, task_id: str, token: str) -> None:
     try:
-        runtime.services.redis.eval(_SWAP_LEASE, 1, task_key(task_id, "storing"), token)
+        runtime.services.redis.eval(_RELEASE_LEASE, 1, task_key(task_id, "storing"), token)
     except REDIS_UNAVAILABLE_ERRORS:
         pass  # unreachable: it expires by itself
 

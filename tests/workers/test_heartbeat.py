@@ -29,7 +29,7 @@ def beating(redis_client):
     heartbeat = Heartbeat(redis_client)
     heartbeat.after_worker_boot(None, None)
     yield heartbeat
-    heartbeat.before_worker_shutdown(None, None)
+    heartbeat.after_worker_shutdown(None, None)
 
 
 def test_a_worker_beats_while_it_runs_and_claims_with_its_id(redis_client, beating):
@@ -76,7 +76,7 @@ def test_a_process_that_is_not_beating_claims_anonymously(redis_client):
     assert heartbeat.worker_id is None
     heartbeat.after_worker_boot(None, None)
     assert heartbeat.worker_id is not None
-    heartbeat.before_worker_shutdown(None, None)
+    heartbeat.after_worker_shutdown(None, None)
     assert heartbeat.worker_id is None
 
 
@@ -108,5 +108,19 @@ def test_after_an_outage_the_beat_is_back_as_soon_as_redis_is(redis_client, monk
 
         wait_until(lambda: redis_client.exists(heartbeat_key(beating._id)), timeout=10)
     finally:
-        beating.before_worker_shutdown(None, None)
+        beating.after_worker_shutdown(None, None)
         proxy.close()
+
+
+def test_a_worker_beats_through_its_drain_and_is_gone_once_it_has_stopped(redis_client):
+    """Dramatiq emits before_worker_shutdown before the worker threads drain: the calls and
+    storing attempts finishing then still belong to a live worker."""
+    heartbeat = Heartbeat(redis_client)
+    heartbeat.after_worker_boot(None, None)
+    key = heartbeat_key(heartbeat.worker_id)
+
+    heartbeat.before_worker_shutdown(None, None)  # the drain starts
+    assert redis_client.exists(key) and heartbeat.worker_id is not None
+
+    heartbeat.after_worker_shutdown(None, None)  # drained
+    assert not redis_client.exists(key)

@@ -372,16 +372,40 @@ def test_a_storing_lease_is_respected_while_its_worker_lives_and_taken_over_once
     with storage_down(local_s3):
         sender.join(timeout=SLOW)
     assert store_for(redis_client).get(task_id).submission == STORING  # its images wait in Redis
+    tries = store_for(redis_client).get(task_id).store_tries
+    lease = task_key(task_id, "storing")
+    # A lease with no worker named (a process not beating, or the version before) only expires.
+    redis_client.set(lease, "/attempt-0", ex=600)
+    storing.store_results(runtime.current(), task_id)
+    assert redis_client.get(lease) == b"/attempt-0"
     # Another worker is storing them: its lease, and its heartbeat.
     redis_client.set(heartbeat_key("other-worker"), "1", ex=15)
-    redis_client.set(task_key(task_id, "storing"), "other-worker/attempt-1", ex=600)
+    redis_client.set(lease, "other-worker/attempt-1", ex=600)
 
     storing.store_results(runtime.current(), task_id)
-    assert store_for(redis_client).get(task_id).submission == STORING  # left to it
+
+    # Left to it: no attempt made here.
+    assert redis_client.get(lease) == b"other-worker/attempt-1"
+    assert keys_in(local_s3, bucket, "results") == []
+    assert store_for(redis_client).get(task_id).store_tries == tries
 
     redis_client.delete(heartbeat_key("other-worker"))  # it died mid-attempt
     storing.store_results(runtime.current(), task_id)
 
     assert openai_status(client, task_id)["status"] == "completed"
     assert len(keys_in(local_s3, bucket, "results")) == 1
-    assert not redis_client.exists(task_key(task_id, "storing"))  # released after the attempt
+    assert not redis_client.exists(lease)  # released after the attempt
+
+
+def test_a_lease_take_sent_again_after_its_reply_was_lost_finds_the_lease_its_own(redis_client):
+    from workers import storing
+    from workers.heartbeat import heartbeat_key
+
+    def take(token):
+        return redis_client.eval(storing._TAKE_LEASE, 1, "bff:task:t1:storing", token, 600, heartbeat_key(""))
+
+    assert take("worker-a/1") == 1
+    assert take("worker-a/1") == 1  # the same call again: redis-py re-sends it when its reply is lost
+    assert take("worker-b/2") == 2  # worker-a has no heartbeat: taken over
+    redis_client.set(heartbeat_key("worker-b"), "1", ex=15)
+    assert take("worker-c/3") == 0  # worker-b lives
