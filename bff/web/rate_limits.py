@@ -14,13 +14,12 @@ when over, in the same round trip that records it.
 Which routes count where:
 
 - ``counted(family)`` decorates a route: the request is counted (or refused) before the
-  view does anything. Routes that do costly work before recording (the upload route
-  checks and stores the image) and every read route count this way.
+  view does anything. Routes that do work before recording (the upload route checks and
+  stores the image; refine and convert read the model) and every read route count this
+  way.
 - ``family.window_check(...)``, handed to intake, counts the request in the create
-  script. The generation routes without uploads count this way. A request they answer
-  without recording a task (an Idempotency-Key replay, an unknown or unready model, a
-  conversion the model already has) is not counted: it creates nothing and costs at most
-  a Redis read.
+  script: the generation routes that record at once (``JSON_GENERATIONS``). An
+  Idempotency-Key replay there is not counted: it creates nothing and costs one read.
 
 A request over its limit is refused (``RateLimited``: a 429 with ``Retry-After``) and
 creates no task.

@@ -145,21 +145,21 @@ def test_each_route_family_has_its_own_limit(settings, redis_client):
     assert text_task(client).status_code == 202  # another family is not affected
 
 
-def test_refinements_have_their_own_limit_counted_when_a_task_would_be_recorded(settings, redis_client):
+def test_refinements_have_their_own_limit_and_every_request_counts(settings, redis_client):
     client = app_with(settings, bff_tripo_refine_requests_per_minute=1).test_client()
-    drafts = [completed_model(redis_client, provider_task_id=f"tripo-draft-{n}").id for n in (1, 2)]
+    draft = completed_model(redis_client).id
 
     def refine(draft_id):
         return client.post("/generate/refine-model", json={"draft_model_task_id": draft_id})
 
-    # A refusal that records nothing (an unknown draft) is not counted: it cost nothing.
+    # Refine reads the draft before recording: it counts each request first, so a request
+    # about a draft that is not there counts too, and probing past the limit gets 429s.
     assert refine("unknown").status_code == 404
-    assert refine(drafts[0]).status_code == 202
-    limited = refine(drafts[1])
+    limited = refine(draft)
     assert limited.status_code == 429 and limited.get_json()["code"] == 429
     assert int(limited.headers["Retry-After"]) >= 1
     assert text_task(client).status_code == 202  # another family is not affected
-    assert queued(redis_client, SUBMIT_QUEUE) == 2  # the refinement and the text task: nothing for the 429
+    assert queued(redis_client, SUBMIT_QUEUE) == 1  # the text task only: nothing for the 429
 
 
 def test_image_to_image_has_the_openai_limit(settings, redis_client):

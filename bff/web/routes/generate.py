@@ -45,9 +45,12 @@ _ACCEPTED_HEADERS = {"Location": {"description": "The task's status URL.", "sche
 
 @dataclass(frozen=True)
 class JsonGeneration:
-    """A generation route whose request is one JSON body: what it makes, and the limit its
-    requests count against (in the script that records the task). The Flask route and the
-    fast path (``bff.web.fast_paths``) both serve it from this."""
+    """A generation route whose request is one JSON body and that records its task without
+    reading anything first: what it makes, and the limit its requests count against (in
+    the script that records the task). The Flask route and the fast path
+    (``bff.web.fast_paths``) both serve it from this. Refine and convert read the model
+    first, so they count each request up front, as the upload route does: a request about
+    a model that is not there (or not ready) counts too."""
 
     path: str
     endpoint: str  # Flask's name for the route
@@ -64,12 +67,7 @@ SKETCH_TO_MODEL = JsonGeneration("/generate/sketch-to-model", "generate.sketch_t
                                  Service.TRIPO, Kind.SKETCH_TO_MODEL, TRIPO_OTHER)
 IMAGE_TO_MODEL = JsonGeneration("/generate/image-to-model", "generate.image_to_model", ImageToModelRequest(),
                                 Service.TRIPO, Kind.IMAGE_TO_MODEL, TRIPO_OTHER)
-REFINE_MODEL = JsonGeneration("/generate/refine-model", "generate.refine_model", RefineModelRequest(),
-                              Service.TRIPO, Kind.REFINE_MODEL, TRIPO_REFINE)
-CONVERT_MODEL = JsonGeneration("/generate/convert-model", "generate.convert_model", ConvertModelRequest(),
-                               Service.TRIPO, Kind.CONVERT_MODEL, TRIPO_OTHER)
-JSON_GENERATIONS = {route.path: route for route in (TEXT_TO_MODEL, SKETCH_TO_MODEL, IMAGE_TO_MODEL, REFINE_MODEL,
-                                                    CONVERT_MODEL)}
+JSON_GENERATIONS = {route.path: route for route in (TEXT_TO_MODEL, SKETCH_TO_MODEL, IMAGE_TO_MODEL)}
 
 
 def accepted_answer(accepted: Accepted) -> tuple[int, dict[str, str]]:
@@ -149,10 +147,11 @@ def image_to_model(args: dict):
 
 
 @blp.route("/refine-model", methods=["POST"])
-@blp.arguments(REFINE_MODEL.schema, example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
+@blp.arguments(RefineModelRequest(), example={"draft_model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 404, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
+@counted(TRIPO_REFINE)
 def refine_model(args: dict):
     """Refine a model (Tripo)
 
@@ -160,17 +159,18 @@ def refine_model(args: dict):
     its geometry. The refinement is a new task with its own status. Recommended flow:
     a cheap untextured draft (`texture: false`), then refine the one the user likes.
     """
-    return _json_accepted(REFINE_MODEL, args)
+    return _accepted(Service.TRIPO, Kind.REFINE_MODEL, args, counted_in=None)
 
 
 @blp.route("/convert-model", methods=["POST"])
-@blp.arguments(CONVERT_MODEL.schema, example={"model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a", "format": "usdz"})
+@blp.arguments(ConvertModelRequest(), example={"model_task_id": "oE3h1pK3Qm0wB0tqXcK9Vd8a", "format": "usdz"})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @blp.alt_response(200, schema=TaskAcceptedResponse, headers=_ACCEPTED_HEADERS,
                   description="The model already has this conversion (same format and options, not failed): "
                   "that task, which may still be running. Nothing new is made or paid for.")
 @error_responses(blp, 401, 404, 409, 422, 429, 503)
 @blp.doc(parameters=[idempotency.HEADER_DOC])
+@counted(TRIPO_OTHER)
 def convert_model(args: dict):
     """Convert a model to another file format (Tripo)
 
@@ -181,7 +181,7 @@ def convert_model(args: dict):
     conversions; asking again for one it has (same format and options) answers 200 with
     that task instead of a new one.
     """
-    return _json_accepted(CONVERT_MODEL, args)
+    return _accepted(Service.TRIPO, Kind.CONVERT_MODEL, args, counted_in=None)
 
 
 @blp.before_request
