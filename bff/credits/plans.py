@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bff.identity import claim_at
+
 
 def plan_of(claims: Mapping[str, Any] | None, plan_claim: str) -> str | None:
-    """The plan name at the dotted path ``plan_claim`` (such as ``app_metadata.plan``) of
-    the token's ``claims``; None without claims, without a path, or without a name there."""
+    """The plan name at the dotted path ``plan_claim`` (such as ``app_metadata.plan``, or an
+    Auth0 namespaced claim with dots of its own) of the token's ``claims``; None without
+    claims, without a path, or without a name there."""
     if not plan_claim or claims is None:
         return None
-    value: Any = claims
-    for name in plan_claim.split("."):
-        value = value.get(name) if isinstance(value, Mapping) else None
+    value = claim_at(claims, plan_claim)
     return value if isinstance(value, str) else None
 
 

@@ -18,6 +18,8 @@ def allowance(claims: dict | None, plan_claim: str = "app_metadata.plan", defaul
 def test_a_known_plan_at_the_dotted_path_gives_its_allowance():
     assert allowance({"sub": "u1", "app_metadata": {"plan": "team"}}) == 10000
     assert allowance({"plan": "pro"}, plan_claim="plan") == 2000
+    # Auth0 namespaces custom claims with a URL: the claim's own name holds dots.
+    assert allowance({"https://makeit3d.app/plan": "team"}, plan_claim="https://makeit3d.app/plan") == 10000
 
 
 @pytest.mark.parametrize("claims", [
