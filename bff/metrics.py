@@ -366,7 +366,6 @@ def _label(value: str, allowed: frozenset[str] = frozenset(), *, pattern: re.Pat
     return OTHER
 
 
-@functools.lru_cache(maxsize=1024)
 @functools.lru_cache(maxsize=4096)  # label values are bounded: the same few fields come back
 def _field(values: tuple[str, ...]) -> str:
     return json.dumps(values, separators=(",", ":"))

@@ -55,7 +55,8 @@ CLAIM_TIMEOUT_SECONDS = {
     Service.OPENAI: (openai.CONNECT_TIMEOUT_SECONDS + openai.READ_TIMEOUT_SECONDS + PAID_IMAGES_SECONDS
                      + _CALL_MARGIN_SECONDS),
 }
-# A task not yet sent whose message has not run this long after it was due is nudged again.
+# A task not yet sent, or not yet stored, whose message has not run this long after it was
+# due is nudged again.
 NUDGE_AFTER_SECONDS = 60
 # Claiming and marking the call as sent take milliseconds; a claim this old with no call
 # marked was left by a worker that died in between.

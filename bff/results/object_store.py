@@ -15,7 +15,7 @@ Failures are classified in one place (``_classify``) into three exceptions:
 - ``StorageUnavailable``: the bucket could not be used (network, timeout, 5xx, missing or
   refused credentials, missing bucket). Nothing is wrong with the file: retry later.
 - ``SourceUnavailable``: the source failed in a way that may pass (network, timeout, its
-  overall deadline, HTTP 5xx/408/429). Retry a bounded number of times, with a fresh
+  overall deadline, HTTP 5xx/408/425/429). Retry a bounded number of times, with a fresh
   source URL if the provider can give one.
 - ``StoredFileRejected``: final: the file is over the size cap, is not of the expected
   kind, or the source refused it (403 expired link, 404...). ``reason`` says which.

@@ -20,7 +20,7 @@ PREVIEW_KINDS = ("png", "jpeg", "webp")
 
 
 def model_keys(objects: ObjectStore, task_id: str, outputs: dict) -> dict:
-    """Keys for a model task's files: its model (glb or fbx, named after it) and preview."""
+    """Keys for a model task's files: its model (named after its format) and preview."""
     keys = {MODEL: objects.new_key(task_id, f"model.{outputs[MODEL]}")}
     if PREVIEW in outputs:
         keys[PREVIEW] = objects.new_key(task_id, "preview")  # its kind is known once read

@@ -71,8 +71,9 @@ def same_attempt(current: Task, seen: Task) -> bool:
 
 
 def deadline_origin(task: Task) -> float:
-    """The one deadline rule: counted from creation, or from when the task left the
-    capacity queue; time spent waiting in that queue does not count."""
+    """The one deadline rule: counted from creation, from when the task left the capacity
+    queue (time spent waiting in it does not count), or from when its files began
+    storing (the storing deadline)."""
     return task.deadline_from or task.created_at
 
 

@@ -94,8 +94,8 @@ class Task:
     claimed_at: float | None = None
     claimed_by: str | None = None  # the claiming worker process's heartbeat id
     sending_at: float | None = None  # recorded just before the provider call leaves
-    next_attempt_at: float | None = None  # when a waiting task is due to be sent (again)
-    deadline_from: float | None = None  # when it left the capacity queue; else created_at
+    next_attempt_at: float | None = None  # when it is due to be sent, or stored, again (the nudge timer's start)
+    deadline_from: float | None = None  # when it left the capacity queue or began storing; else created_at
     submit_tries: int = 0  # create calls that failed and were retried, for the backoff
     submit_faults: int = 0  # of those, the ones that were faults rather than a 429
     provider_task_id: str | None = None
@@ -106,7 +106,7 @@ class Task:
     error: TaskError | None = None
     provider_error_code: str | None = None
     provider_request_id: str | None = None
-    # Credits held for the task from its acceptance to its end ({"user", "day", "price"}:
+    # Credits held for the task from its acceptance to its end ({"user", "day", "price", "service"}:
     # bff.credits.book.Reservation), and what the provider reported the task cost.
     reservation: dict | None = None
     credits_consumed: float | None = None

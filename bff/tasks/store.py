@@ -3,8 +3,8 @@
 Keys (all under ``bff:``):
 - ``task:{id}``: the task record as JSON. Expires ``retention_seconds`` after the task
   ends (and, as a backstop, ``open_ttl_seconds`` after creation if it never ends).
-- ``tasks:open``: sorted set of every non-terminal task, scored by creation time (the
-  deadline sweep reads it).
+- ``tasks:open``: sorted set of every non-terminal task, scored by creation time (read
+  whole only by the hourly ``index_timers``).
 - ``tasks:polling:{service}``: sorted set of tasks submitted to a provider and not yet
   seen terminal: the only tasks the poller spends provider calls on.
 - ``task:{id}:urls``: the provider's signed output URLs, kept only as long as they live.
@@ -22,6 +22,8 @@ Keys (all under ``bff:``):
 - ``timers:{timer}``: reconciliation's timers (``bff.tasks.lifecycle.timer_origins``):
   the open tasks each rule may apply to, scored by when its clock started; kept in step
   with the records, so a poll cycle reads only the tasks whose time has come.
+  ``timers:indexed`` marks the last hourly rebuild of them from the records.
+- ``task:{id}:storing``: the lease of the worker storing a task's files (``workers.storing``).
 
 Every change goes through ``update``: an optimistic transaction (WATCH/MULTI) that reads
 the record, applies a pure change function, and writes the record and its index entries
