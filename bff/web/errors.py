@@ -90,11 +90,13 @@ def _with_text_keys(errors):
     return errors
 
 
+# What a request may raise that is not a 500; ``answer_for`` says how each is answered.
+_ANSWERED = (Refusal, *REDIS_UNAVAILABLE_ERRORS, TransactionContention, StorageUnavailable)
+
+
 def register_error_handlers(app) -> None:
-    for error_class in (*REDIS_UNAVAILABLE_ERRORS, TransactionContention):
-        app.register_error_handler(error_class, _redis_unavailable)
-    app.register_error_handler(Refusal, _refused)
-    app.register_error_handler(StorageUnavailable, _storage_unavailable)
+    for error_class in _ANSWERED:
+        app.register_error_handler(error_class, lambda error: _as_response(answer_for(error)))
 
 
 @dataclass(frozen=True)
@@ -123,34 +125,28 @@ def _as_response(answer: ErrorAnswer):
     return response
 
 
-def refusal_answer(refusal: Refusal) -> ErrorAnswer:
+def answer_for(error: Exception) -> ErrorAnswer:
+    """The answer to ``error`` raised while a request was handled (by Flask's handlers or
+    the fast paths): a refusal's own, a 503 for Redis or the file storage, else a 500
+    (logged with its traceback; the body never carries the exception's text)."""
+    if isinstance(error, Refusal):
+        return _refusal_answer(error)
+    if isinstance(error, (*REDIS_UNAVAILABLE_ERRORS, TransactionContention)):
+        log.error("redis unavailable", extra={"error": type(error).__name__})
+        return error_answer(503, "Task storage is unreachable; retry shortly.",
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(error, StorageUnavailable):
+        log.error("file storage unavailable", extra={"error": error.detail})
+        return error_answer(503, "File storage is unreachable; retry shortly.",
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    log.error("request failed", exc_info=error)
+    return error_answer(500, _DEFAULT_MESSAGES[500])
+
+
+def _refusal_answer(refusal: Refusal) -> ErrorAnswer:
     headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else {}
     if isinstance(refusal, TokenRefused):
         # RFC 6750 section 3; the reasons are fixed phrases (bff.identity.errors), never token text.
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
     return error_answer(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
                         headers=headers, reason=refusal.reason)
-
-
-def redis_unavailable_answer(error: Exception) -> ErrorAnswer:
-    log.error("redis unavailable", extra={"error": type(error).__name__})
-    return error_answer(503, "Task storage is unreachable; retry shortly.",
-                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
-def _refused(refusal: Refusal):
-    return _as_response(refusal_answer(refusal))
-
-
-def storage_unavailable_answer(error: StorageUnavailable) -> ErrorAnswer:
-    log.error("file storage unavailable", extra={"error": error.detail})
-    return error_answer(503, "File storage is unreachable; retry shortly.",
-                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
-def _storage_unavailable(error: StorageUnavailable):
-    return _as_response(storage_unavailable_answer(error))
-
-
-def _redis_unavailable(error: Exception):
-    return _as_response(redis_unavailable_answer(error))

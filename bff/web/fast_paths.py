@@ -15,17 +15,17 @@ status read (``bff.web.status_reads``) or the intake (``bff.web.intake``), the e
   schema loads it. A body that is not (every 400 and 422) goes to Flask, byte for byte,
   before anything was counted or written, and gets Flask's own answer.
 
-Everything else goes to Flask untouched: other routes and query forms, and any request
-whose credentials are refused (Flask answers those as always; nothing was counted yet).
-So a per-request hook added to the Flask app must be mirrored here
-(``tests/web/test_fast_paths.py`` lists the hooks).
+Refused credentials are answered here, as Flask's ``identify_client`` hook answers them.
+Everything else goes to Flask untouched: other routes and query forms. So a per-request
+hook added to the Flask app must be mirrored here (``tests/web/test_fast_paths.py`` lists
+the hooks).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
-import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,35 +36,27 @@ from marshmallow import ValidationError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from bff.logs import new_request_id, set_request_id
-from bff.redis_client import REDIS_UNAVAILABLE_ERRORS
-from bff.results.object_store import StorageUnavailable
 from bff.tasks.record import Service
 from bff.tasks.services import Services
-from bff.tasks.store import TransactionContention
 
 from . import idempotency
 from .access import record_request
 from .clients import Identity, client_of
-from .errors import ErrorAnswer, error_answer, redis_unavailable_answer, refusal_answer, storage_unavailable_answer
+from .errors import ErrorAnswer, answer_for
 from .intake import Caller, accept
 from .refusals import Refusal
 from .routes.generate import JSON_GENERATIONS, JsonGeneration, accepted_answer
 from .status_reads import StatusReader
-from .task_view import base_url, status_path
+from .task_view import base_url, status_url
 from .unsettled import UnsettledCreates
-
-log = logging.getLogger(__name__)
 
 STATUS_ENDPOINT = "tasks.task_status"  # the Flask route's name: metrics count both paths as one
 _STATUS_PATH = re.compile(r"/tasks/([A-Za-z0-9_-]{1,64})/status")
 _SERVICES = frozenset(map(str, Service))
-_INTERNAL_ERROR = "Internal error. It has been logged; retry, and report the X-Request-ID if it persists."
 
-WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 Answer = tuple[int, bytes, list[tuple[str, str]]]
-# An answer, or None to hand the request to Flask.
-Handler = Callable[[dict, str, str, Mapping[str, Any] | None], Answer | None]
-
+# Given the request id, the client and its claims: an answer, or None to hand the request to Flask.
+Handler = Callable[[str, str, Mapping[str, Any] | None], Answer | None]
 
 # What a body Flask would refuse raises while it is read: Flask answers it (400 or 422).
 _REFUSED_BODY = (UnicodeDecodeError, ValueError, RecursionError, ValidationError)
@@ -106,9 +98,9 @@ class FastPaths:
     def _answer(self, environ: dict, endpoint: str, handle: Handler, request_id: str) -> Answer | None:
         try:
             client, claims = client_of(self._identity, endpoint, _header_reader(environ), environ.get("REMOTE_ADDR"))
-        except Refusal:
-            return None  # refused as every route refuses, by Flask (nothing was counted yet)
-        return handle(environ, request_id, client, claims)
+        except Refusal as refusal:
+            return _error(answer_for(refusal))  # before anything is read or counted, as in Flask
+        return handle(request_id, client, claims)
 
     def _served(self, environ: dict) -> tuple[str, Handler] | None:
         """The endpoint and the handler of a request this layer serves."""
@@ -116,12 +108,11 @@ class FastPaths:
         if method == "GET":
             plain = _plain_status_read(environ)
             if plain is not None:
-                return STATUS_ENDPOINT, lambda env, _, client, __: self._status(env, client, *plain)
+                return STATUS_ENDPOINT, lambda _, client, __: self._status(environ, client, *plain)
         elif method == "POST":
             route = JSON_GENERATIONS.get(environ.get("PATH_INFO", ""))
-            if route is not None and _json_body_length(environ, self._max_body_bytes) is not None:
-                return route.endpoint, lambda env, request_id, client, claims: self._generation(
-                    env, route, request_id, client, claims)
+            if route is not None and _readable_json_body(environ, self._max_body_bytes):
+                return route.endpoint, functools.partial(self._generation, environ, route)
         return None
 
     def _status(self, environ: dict, client: str, task_id: str, service: str) -> Answer:
@@ -135,12 +126,11 @@ class FastPaths:
         if args is None:
             return None
         caller = Caller(client=client, request_id=request_id, endpoint=route.endpoint,
-                        idempotency_key=environ.get("HTTP_" + _environ_name(idempotency.HEADER)), claims=claims)
-        base = base_url(environ)
+                        idempotency_key=_header_reader(environ)(idempotency.HEADER, None), claims=claims)
 
         def accepted() -> Answer:
             answer = accept(self._services, caller, service=route.service, kind=route.kind, args=args,
-                            status_url=lambda task: base + status_path(task), unsettled=self._unsettled,
+                            status_url=functools.partial(status_url, environ=environ), unsettled=self._unsettled,
                             counted_in=route.counted_in)
             status, headers = accepted_answer(answer)
             return status, _jsonified(answer.body), list(headers.items())
@@ -152,16 +142,12 @@ def _guarded(answer: Callable[[], Answer]) -> Answer:
     """``answer()``, or the error answer Flask's handlers give for what it raised."""
     try:
         return answer()
-    except Refusal as refusal:
-        error = refusal_answer(refusal)
-    except (*REDIS_UNAVAILABLE_ERRORS, TransactionContention) as unavailable:
-        error = redis_unavailable_answer(unavailable)
-    except StorageUnavailable as unavailable:
-        error = storage_unavailable_answer(unavailable)
-    except Exception:
-        log.exception("request failed")
-        error = error_answer(500, _INTERNAL_ERROR)
-    return error.status, _json(error), list(error.headers.items())
+    except Exception as error:  # noqa: BLE001  (answer_for answers any of them, a 500 logged)
+        return _error(answer_for(error))
+
+
+def _error(answer: ErrorAnswer) -> Answer:
+    return answer.status, _jsonified(answer.body), list(answer.headers.items())
 
 
 def _plain_status_read(environ: dict) -> tuple[str, str] | None:
@@ -171,13 +157,11 @@ def _plain_status_read(environ: dict) -> tuple[str, str] | None:
     return (path.group(1), service) if path and name == "service" and service in _SERVICES else None
 
 
-def _json_body_length(environ: dict, max_bytes: int) -> int | None:
-    """The length of a JSON body this layer may read whole: given, and within the limit."""
+def _readable_json_body(environ: dict, max_bytes: int) -> bool:
+    """Whether the body is JSON this layer may read whole: its length given, within the limit."""
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     length = environ.get("CONTENT_LENGTH", "")
-    if mimetype != "application/json" or not (length.isascii() and length.isdigit()) or int(length) > max_bytes:
-        return None
-    return int(length)
+    return mimetype == "application/json" and length.isascii() and length.isdigit() and int(length) <= max_bytes
 
 
 def _loaded(environ: dict, route: JsonGeneration) -> dict | None:
@@ -194,19 +178,11 @@ def _loaded(environ: dict, route: JsonGeneration) -> dict | None:
     return None
 
 
-def _header_reader(environ: dict) -> Callable[[str, str], str | None]:
-    def header(name: str, default: str) -> str | None:
-        return environ.get("HTTP_" + _environ_name(name), default)
+def _header_reader(environ: dict) -> Callable[[str, str | None], str | None]:
+    def header(name: str, default: str | None) -> str | None:
+        return environ.get("HTTP_" + name.upper().replace("-", "_"), default)
 
     return header
-
-
-def _environ_name(header: str) -> str:
-    return header.upper().replace("-", "_")
-
-
-def _json(answer: ErrorAnswer) -> bytes:
-    return _jsonified(answer.body)
 
 
 def _jsonified(body: dict) -> bytes:

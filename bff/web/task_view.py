@@ -31,5 +31,6 @@ def _base_url(scheme: str, host: str | None, server_name: str | None, server_por
     return host_url[:-1] + script_name.rstrip("/")
 
 
-def status_url(task: Task) -> str:
-    return base_url() + status_path(task)
+def status_url(task: Task, environ: dict | None = None) -> str:
+    """The task's status link under this request's host (or the one of ``environ``)."""
+    return base_url(environ) + status_path(task)

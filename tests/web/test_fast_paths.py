@@ -83,14 +83,19 @@ def test_over_the_limit_both_paths_answer_alike(settings, redis_client):
     assert {**bodies[0], "message": ""} == {**bodies[1], "message": ""}
 
 
-def test_refused_credentials_are_answered_by_flask_alike(settings, redis_client, issuer):
-    client = create_app(dataclasses.replace(settings, bff_auth_issuer=issuer.url,
-                                            bff_auth_audience=SANDBOX_AUDIENCE)).test_client()
+def test_refused_credentials_are_answered_alike_and_count_nothing(settings, redis_client, issuer):
+    client = create_app(dataclasses.replace(settings, bff_auth_issuer=issuer.url, bff_auth_audience=SANDBOX_AUDIENCE,
+                                            bff_status_requests_per_minute=1)).test_client()
+    task_id = client.post("/generate/text-to-model", json={"prompt": "a cup"},
+                          headers={"Authorization": f"Bearer {issuer.token()}"}).get_json()["task_id"]
 
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
-        fast, flask = both(client, "/tasks/abc/status?service=tripo", **headers)
+        fast, flask = both(client, f"/tasks/{task_id}/status?service=tripo", **headers)
         assert fast.status_code == 401
         same_answer(fast, flask)
+    signed_in = client.get(f"/tasks/{task_id}/status?service=tripo",
+                           headers={"Authorization": f"Bearer {issuer.token()}"})
+    assert signed_in.status_code == 200  # the four refusals did not use up the limit of 1
 
 
 def test_a_signed_in_user_reads_their_own_task_only(settings, redis_client, issuer):

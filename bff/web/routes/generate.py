@@ -97,7 +97,7 @@ def _json_accepted(route: JsonGeneration, args: dict):
 
 
 @blp.route("/text-to-model", methods=["POST"])
-@blp.arguments(TextToModelRequest(), example={"prompt": "a friendly dragon sitting on a treasure chest",
+@blp.arguments(TEXT_TO_MODEL.schema, example={"prompt": "a friendly dragon sitting on a treasure chest",
                                             "style": "cartoon", "texture": True})
 @blp.response(202, TaskAcceptedResponse, headers=_ACCEPTED_HEADERS)
 @error_responses(blp, 401, 409, 422, 429, 503)

@@ -9,9 +9,9 @@ import json
 from flask import Response, g, redirect
 from flask_smorest import Blueprint
 
-from bff.results.task_files import load_images, signed_link
+from bff.results.task_files import image_content_type, load_images, signed_link
 from bff.tasks.image_formats import CONTENT_TYPES
-from bff.tasks.record import COMPLETED, IMAGE_FORMAT, IMAGES, MODEL, PREVIEW, Service, Task
+from bff.tasks.record import COMPLETED, IMAGES, MODEL, PREVIEW, Service, Task
 from bff.tasks.services import Services
 
 from ..errors import RETRY_AFTER_SECONDS
@@ -139,4 +139,4 @@ def task_image(task_id: str, index: int):
     image = app_services.store.image(task.id, index)
     if image is None:
         raise TaskNotFound("This image is no longer kept.")
-    return Response(image, content_type=CONTENT_TYPES[task.outputs[IMAGE_FORMAT]])
+    return Response(image, content_type=image_content_type(task.outputs))
