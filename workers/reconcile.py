@@ -38,7 +38,7 @@ from bff.tasks import lifecycle
 from bff.tasks.capacity import all_buckets
 from bff.tasks.error_codes import task_error
 from bff.tasks.lifecycle import CLAIM, DEADLINE, NUDGE
-from bff.tasks.record import CLAIMED, NOT_SUBMITTED, STORING, Service, Task, TaskError
+from bff.tasks.record import CLAIMED, STORING, Service, Task, TaskError
 
 from .heartbeat import TTL_SECONDS as HEARTBEAT_TTL_SECONDS
 from .heartbeat import live_workers
@@ -111,10 +111,10 @@ def _settle(runtime: WorkerRuntime, task: Task, now: float, *, worker_gone: bool
         elif task.sending_at is not None and (abandoned or claim_age > CLAIM_TIMEOUT_SECONDS[Service(task.service)]):
             _fail(runtime, task, task_error("provider_outcome_unknown", "the worker stopped during the provider call"))
         return
-    overdue = now > (task.next_attempt_at or task.created_at) + NUDGE_AFTER_SECONDS
+    nudge_from = lifecycle.timer_origins(task).get(NUDGE)
     if lifecycle.past_deadline(task, now, runtime.settings.bff_task_deadline_seconds):
         _fail(runtime, task, lifecycle.deadline_error(task))
-    elif task.submission in (NOT_SUBMITTED, STORING) and overdue:
+    elif nudge_from is not None and now > nudge_from + NUDGE_AFTER_SECONDS:
         _nudge(runtime, task, now)
 
 

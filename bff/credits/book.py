@@ -47,17 +47,17 @@ UNUSED_RESERVATION = "unused_reservation"
 # args are the price, the user's day key, the allowance ('' for none), the service's
 # day key and the budget ('' for none). Reserved credits count as spent: two requests
 # can never both take the last ones.
-ADMISSION_CHECK = """
+ADMISSION_CHECK = f"""
 local price = tonumber(args[1])
 if args[3] ~= '' then
   local user = redis.call('HMGET', args[2], 'reserved', 'charged', 'granted')
   local used = (tonumber(user[1]) or 0) + (tonumber(user[2]) or 0)
-  if used + price > tonumber(args[3]) + (tonumber(user[3]) or 0) then return 'credits_exhausted' end
+  if used + price > tonumber(args[3]) + (tonumber(user[3]) or 0) then return '{CREDITS_EXHAUSTED}' end
 end
 if args[5] ~= '' then
   local service = redis.call('HMGET', args[4], 'reserved', 'charged')
   if (tonumber(service[1]) or 0) + (tonumber(service[2]) or 0) + price > tonumber(args[5]) then
-    return 'service_budget_exhausted'
+    return '{SERVICE_BUDGET_EXHAUSTED}'
   end
 end
 """

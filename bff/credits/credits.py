@@ -34,7 +34,7 @@ class Credits:
         """Whether any allowance or budget is configured: only then are credits reserved."""
         settings = self._settings
         return (settings.bff_user_daily_credits is not None or settings.bff_service_daily_credits is not None
-                or bool(settings.bff_plan_claim and settings.bff_plan_daily_credits))
+                or bool(settings.bff_plan_daily_credits))  # settings refuse plans without their claim
 
     @property
     def service_budget(self) -> int | None:

@@ -199,9 +199,13 @@ def release_unsent_claim(current: Task, seen: Task, now: float) -> Task | None:
     return current.evolve(submission=NOT_SUBMITTED, claimed_at=None, claimed_by=None, next_attempt_at=now)
 
 
+# Waiting for a message (to be sent, or to have its files stored): what the nudge timer watches.
+NUDGEABLE = (NOT_SUBMITTED, STORING)
+
+
 def nudge(current: Task, now: float) -> Task | None:
     """A task not yet sent, or not yet stored, whose message is overdue: due again now."""
-    return current.evolve(next_attempt_at=now) if current.submission in (NOT_SUBMITTED, STORING) else None
+    return current.evolve(next_attempt_at=now) if current.submission in NUDGEABLE else None
 
 
 def provider_lost(current: Task) -> Task | None:
@@ -258,7 +262,7 @@ TIMERS = (DEADLINE, NUDGE, CLAIM)
 def timer_origins(task: Task) -> dict[str, float]:
     if task.is_terminal:
         return {}
-    if task.submission in (NOT_SUBMITTED, STORING):  # not sent, or its files not yet stored
+    if task.submission in NUDGEABLE:
         return {DEADLINE: deadline_origin(task), NUDGE: task.next_attempt_at or task.created_at}
     if task.submission == SUBMITTED:
         return {DEADLINE: deadline_origin(task)}

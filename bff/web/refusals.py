@@ -6,6 +6,8 @@ which HTTP answer each reason gets.
 
 from __future__ import annotations
 
+from bff.credits.book import CREDITS_EXHAUSTED, SERVICE_BUDGET_EXHAUSTED
+
 
 class Refusal(Exception):
     """A request refused for a reason the client can act on; the message says which."""
@@ -60,10 +62,10 @@ class RateLimited(Refusal):
 class CreditsExhausted(Refusal):
     """The user's credits for today are used up; ``retry_after``: until the UTC day resets."""
 
-    reason = "credits_exhausted"
+    reason = CREDITS_EXHAUSTED
 
 
 class ServiceBudgetExhausted(Refusal):
     """The whole service's credits for today are used up; ``retry_after``: until the day resets."""
 
-    reason = "service_budget_exhausted"
+    reason = SERVICE_BUDGET_EXHAUSTED
