@@ -255,6 +255,19 @@ def test_conversions_count_against_the_other_generation_routes_limit(settings, r
                convert(client, model.id, "stl")]
 
     assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert answers[2].get_json()["message"].startswith("Rate limit")  # not credits
+
+
+def test_a_conversion_of_a_missing_model_counts_against_the_limit_too(settings, redis_client):
+    """Convert reads the model before recording, so it counts each request first: probing
+    for models past the limit is refused."""
+    client = create_app(dataclasses.replace(settings, bff_tripo_other_requests_per_minute=1)).test_client()
+    model = completed_model(redis_client)
+
+    assert convert(client, "no-such-model").status_code == 404
+    limited = convert(client, model.id)
+
+    assert limited.status_code == 429 and limited.get_json()["message"].startswith("Rate limit")
 
 
 @pytest.mark.parametrize("model_file, result_format", [

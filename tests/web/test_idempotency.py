@@ -82,10 +82,17 @@ def test_an_invalid_key_is_422(client, redis_client, key):
     assert response.status_code == 422 and tasks_recorded(redis_client) == 0
 
 
-def test_an_invalid_request_does_not_use_up_the_key(client, redis_client):
+def test_a_refused_request_does_not_use_up_the_key(settings, redis_client):
+    client = create_app(dataclasses.replace(settings, bff_tripo_other_requests_per_minute=1)).test_client()
     assert client.post("/generate/text-to-model", json={"prompt": ""}, headers=KEY).status_code == 422
+    assert client.post("/generate/text-to-model", json={"prompt": "a mug"}).status_code == 202
+    # Refused by the limit inside the script that checks the key and records the task.
+    assert client.post("/generate/text-to-model", json={"prompt": "a cup"}, headers=KEY).status_code == 429
+    redis_client.delete(*redis_client.keys("LIMITS:*"))  # a minute later
 
-    assert client.post("/generate/text-to-model", json={"prompt": "a cup"}, headers=KEY).status_code == 202
+    retried = client.post("/generate/text-to-model", json={"prompt": "a cup"}, headers=KEY)
+
+    assert retried.status_code == 202 and "Idempotent-Replayed" not in retried.headers
 
 
 def test_uploads_are_part_of_the_request(client, redis_client):

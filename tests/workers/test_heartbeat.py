@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.helpers import new_text_task, reconcile_open_tasks, store_for
 from workers.heartbeat import TTL_SECONDS, Heartbeat, heartbeat_key
 from workers.reconcile import CLAIM_TIMEOUT_SECONDS, UNSENT_CLAIM_SECONDS
@@ -92,7 +93,7 @@ def test_after_an_outage_the_beat_is_back_as_soon_as_redis_is(redis_client, monk
     cycle can take it for dead."""
     import redis
 
-    from tests.conftest import redis_port, wait_until
+    from tests.conftest import redis_port
     from tests.redis_proxy import LossyRedisProxy
     from workers import heartbeat as heartbeat_module
 
@@ -112,15 +113,20 @@ def test_after_an_outage_the_beat_is_back_as_soon_as_redis_is(redis_client, monk
         proxy.close()
 
 
-def test_a_worker_beats_through_its_drain_and_is_gone_once_it_has_stopped(redis_client):
+def test_a_worker_beats_through_its_drain_and_is_gone_once_it_has_stopped(redis_client, monkeypatch):
     """Dramatiq emits before_worker_shutdown before the worker threads drain: the calls and
     storing attempts finishing then still belong to a live worker."""
+    from workers import heartbeat as heartbeat_module
+
+    monkeypatch.setattr(heartbeat_module, "INTERVAL_SECONDS", 0.05)
     heartbeat = Heartbeat(redis_client)
     heartbeat.after_worker_boot(None, None)
     key = heartbeat_key(heartbeat.worker_id)
 
     heartbeat.before_worker_shutdown(None, None)  # the drain starts
-    assert redis_client.exists(key) and heartbeat.worker_id is not None
+    redis_client.delete(key)
+    wait_until(lambda: redis_client.exists(key))  # still beating
+    assert heartbeat.worker_id is not None
 
     heartbeat.after_worker_shutdown(None, None)  # drained
     assert not redis_client.exists(key)
