@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from bff.results.object_store import ObjectStore
+from bff.results.task_files import signed_link
 from bff.tasks.record import COMPLETED, IMAGES, MODEL, PREVIEW, Task
 from bff.tasks.services import Services
 from bff.tasks.status_view import iso8601
@@ -48,6 +49,6 @@ def signed_links(objects: ObjectStore | None, task: Task) -> dict:
     results = keys[IMAGES] if IMAGES in keys else [keys[MODEL]]
     return {
         "signed_result_urls": [objects.signed_url(key) for key in results],
-        "signed_preview_url": objects.signed_url(keys[PREVIEW]) if PREVIEW in task.outputs else None,
+        "signed_preview_url": signed_link(objects, task, PREVIEW),
         "signed_urls_expire_at": iso8601(time.time() + objects.link_seconds),
     }

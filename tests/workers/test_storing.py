@@ -172,6 +172,18 @@ def test_the_status_can_carry_the_signed_links_themselves(client, redis_client, 
     assert "signed_result_urls" not in status_of(client, task_id)
 
 
+def test_a_preview_not_in_the_bucket_has_no_signed_link(client, redis_client):
+    from tests.helpers import TEST_CLIENT, completed_model
+
+    model = completed_model(redis_client, client=TEST_CLIENT, outputs={"model": "glb", "preview": "png"},
+                            object_keys={MODEL: "bff/results/t/model.glb"})
+
+    answer = client.get(f"/tasks/{model.id}/status?service=tripo&include=signed_urls")
+
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["signed_preview_url"] is None and len(answer.get_json()["signed_result_urls"]) == 1
+
+
 def test_a_signed_link_expires_and_the_result_link_signs_a_fresh_one(app, redis_client, worker, stand_in, local_s3,
                                                                     settings):
     task_id = run_model_task(app.test_client(), redis_client, stand_in)
