@@ -106,7 +106,7 @@ def client_of(identity: Identity, endpoint: str, header: HeaderReader,
               address: str | None) -> tuple[str, Mapping[str, Any] | None]:
     """The client a request to ``endpoint`` acts for, and the claims of its verified
     sign-in token (None without sign-in); raises a refusal. Reads nothing but ``header``
-    and the caller's ``address``, so the status fast path asks it too."""
+    and the caller's ``address``, so the fast paths (``bff.web.fast_paths``) ask it too."""
     parts, claims = [], None
     if identity.keys is not None:
         parts.append(f"key:{_app_named_by_key(identity.keys, header(API_KEY_HEADER, '') or '')}")

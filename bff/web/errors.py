@@ -1,6 +1,6 @@
 """One JSON error shape for every failure a client can meet.
 
-flask-smorest's shape ``{"code", "status", "message", "errors"?}`` is used for every
+flask-smorest's shape ``{"code", "status", "message", "reason"?, "errors"?}`` is used for every
 status, including the ones raised outside a view (404 on an unknown path, 405, 413) and
 unexpected exceptions (500, whose body never carries the exception's text). Redis being
 unreachable (or too contended to write), or the file storage, is a 503 that tells the
@@ -71,8 +71,7 @@ class BffApi(Api):
 
 
 _REFUSAL_STATUSES: dict[type[Refusal], int] = {
-    Unauthenticated: 401,
-    TokenRefused: 401,
+    Unauthenticated: 401,  # TokenRefused too: a refusal's status is its nearest class's here
     TaskNotFound: 404,
     TaskNotReady: 409,
     InFlight: 409,
@@ -148,5 +147,6 @@ def _refusal_answer(refusal: Refusal) -> ErrorAnswer:
     if isinstance(refusal, TokenRefused):
         # RFC 6750 section 3; the reasons are fixed phrases (bff.identity.errors), never token text.
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{refusal.reason}"'
-    return error_answer(_REFUSAL_STATUSES[type(refusal)], refusal.message, errors=refusal.field_errors,
+    status = next(_REFUSAL_STATUSES[kind] for kind in type(refusal).__mro__ if kind in _REFUSAL_STATUSES)
+    return error_answer(status, refusal.message, errors=refusal.field_errors,
                         headers=headers, reason=refusal.reason)

@@ -13,10 +13,11 @@ when over, in the same round trip that records it.
 
 Which routes count where:
 
-- ``counted(family)`` decorates a route: the request is counted (or refused) before the
-  view does anything. Routes that do work before recording (the upload route checks and
-  stores the image; refine and convert read the model) and every read route count this
-  way.
+- ``counted(family)`` decorates a route: the request is counted (or refused) once its
+  input is valid, before the view does anything with it. Routes that do work before
+  recording (the upload route checks and stores the image; refine and convert read the
+  model) and the read routes count this way, except the status read, which counts inside
+  its own script (``bff.web.status_reads``).
 - ``family.window_check(...)``, handed to intake, counts the request in the create
   script: the generation routes that record at once (``JSON_GENERATIONS``). An
   Idempotency-Key replay there is not counted: it creates nothing and costs one read.

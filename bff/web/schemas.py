@@ -400,10 +400,11 @@ class ErrorResponse(Schema):
                   "example": "The request is invalid; see 'errors' for each field."}
     )
     reason = fields.String(
-        metadata={"description": "Only on some refusals: a stable word for the app to act on: "
+        metadata={"description": "Only on some refusals: a word for the app to act on: "
                   "`credits_exhausted` (429: the user's credits for today are used up) or "
-                  "`service_budget_exhausted` (503: the service's are). `Retry-After` then says when the day "
-                  "resets (UTC).",
+                  "`service_budget_exhausted` (503: the service's are), and `Retry-After` then says when the day "
+                  "resets (UTC); on a 401 for a sign-in token, which check refused it (also in "
+                  "`WWW-Authenticate`), such as `expired`.",
                   "example": "credits_exhausted"}
     )
     errors = fields.Dict(
