@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
-from bff.credits.prices import TripoPrices
+from bff.credits.prices import TripoPrices, credit_pairs
 from bff.identity.app_keys import MIN_KEY_LENGTH, ClientKeys
 from bff.identity.keys import ASYMMETRIC_ALGORITHMS, is_safe_key_url
 from bff.identity.tokens import APP_CHECK_JWKS_URL, MIN_HS256_SECRET_BYTES
@@ -87,17 +87,6 @@ def _credits(value: str) -> int:
 
 def _optional_credits(value: str) -> int | None:
     return _credits(value) if value.strip() else None
-
-
-def _plan_credits(value: str) -> dict[str, int]:
-    """``pro=2000,team=10000``: each plan's daily credits."""
-    plans: dict[str, int] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        plan, _, credits = (piece.strip() for piece in item.partition("="))
-        if not plan or not credits.isdigit():
-            raise ValueError("must be plan=credits pairs, comma-separated (pro=2000,team=10000)")
-        plans[plan] = int(credits)
-    return plans
 
 
 def _client_keys(value: str) -> ClientKeys | None:
@@ -259,7 +248,7 @@ class Settings:
     # Credits
     bff_user_daily_credits: int | None = _setting("", _optional_credits)
     bff_plan_claim: str = _setting("", _text)
-    bff_plan_daily_credits: dict[str, int] = _setting("", _plan_credits)
+    bff_plan_daily_credits: dict[str, int] = _setting("", credit_pairs)
     bff_service_daily_credits: int | None = _setting("", _optional_credits)
     bff_openai_credits_per_image: int = _setting("5", _credits)
     bff_tripo_prices: TripoPrices = _setting("", TripoPrices.parse)

@@ -36,12 +36,19 @@ class TripoPrices:
         """The table with the prices ``refine=25,convert=12`` names replaced; an unknown
         name or anything but a whole number of at least 0 is a ValueError."""
         known = {field.name for field in fields(cls)}
-        overrides: dict[str, int] = {}
-        for item in filter(None, (part.strip() for part in text.split(","))):
-            name, _, value = (piece.strip() for piece in item.partition("="))
-            if name not in known:
-                raise ValueError(f"names an unknown price {name!r} (known: {', '.join(sorted(known))})")
-            if not value.isdigit():
-                raise ValueError(f"must give {name} a whole number of credits, at least 0")
-            overrides[name] = int(value)
+        overrides = credit_pairs(text)
+        for name in overrides.keys() - known:
+            raise ValueError(f"names an unknown price {name!r} (known: {', '.join(sorted(known))})")
         return replace(cls(), **overrides)
+
+
+def credit_pairs(text: str) -> dict[str, int]:
+    """``name=credits`` pairs, comma-separated (``pro=2000,team=10000``): a name without a
+    whole number of credits of at least 0 is a ValueError."""
+    pairs: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = (piece.strip() for piece in item.partition("="))
+        if not name or not value.isdigit():
+            raise ValueError("must be name=credits pairs, comma-separated, each a whole number of at least 0")
+        pairs[name] = int(value)
+    return pairs
