@@ -49,6 +49,7 @@ def signed_links(objects: ObjectStore | None, task: Task) -> dict:
     results = keys[IMAGES] if IMAGES in keys else [keys[MODEL]]
     return {
         "signed_result_urls": [objects.signed_url(key) for key in results],
-        "signed_preview_url": signed_link(objects, task, PREVIEW),
+        # Only a preview the task kept: its key is chosen before the file is stored.
+        "signed_preview_url": signed_link(objects, task, PREVIEW) if PREVIEW in task.outputs else None,
         "signed_urls_expire_at": iso8601(time.time() + objects.link_seconds),
     }

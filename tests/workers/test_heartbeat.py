@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from bff.tasks.queue import SUBMIT_QUEUE
 from tests.conftest import wait_until
-from tests.helpers import new_text_task, reconcile_open_tasks, store_for
+from tests.helpers import new_text_task, queued, reconcile_open_tasks, store_for
 from workers.heartbeat import TTL_SECONDS, Heartbeat, heartbeat_key
 from workers.reconcile import CLAIM_TIMEOUT_SECONDS, UNSENT_CLAIM_SECONDS
 
@@ -60,6 +61,7 @@ def test_a_dead_workers_unsent_claim_is_released_and_sent_again(redis_client, wo
 
     released = store_for(redis_client).get(task.id)
     assert released.submission == "not_submitted" and released.claimed_by is None
+    assert queued(redis_client, SUBMIT_QUEUE) == 1  # and sent again
 
 
 def test_a_live_workers_claim_of_the_same_age_is_left_alone(redis_client, worker_runtime, beating):

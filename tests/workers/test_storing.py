@@ -301,7 +301,7 @@ def test_a_model_over_the_size_cap_fails_cleanly(client, redis_client, worker, s
     assert local_s3.keys(bucket) == [] and local_s3.uploads_in_progress(bucket) == []
 
 
-def test_the_service_takes_and_follows_tasks_while_the_storage_is_down(client, redis_client, local_s3):
+def test_the_service_takes_and_follows_tasks_while_the_storage_is_down(client, redis_client, local_s3, bucket):
     with storage_down(local_s3):
         accepted = client.post("/generate/text-to-model", json={"prompt": "a chess knight"})
         refused = client.post("/generate/image-to-image", data={
@@ -311,7 +311,9 @@ def test_the_service_takes_and_follows_tasks_while_the_storage_is_down(client, r
         ready = client.get("/readyz")
 
     assert accepted.status_code == 202 and status["status"] == "pending"
-    assert refused.status_code == 503 and refused.headers["Retry-After"]  # nothing queued, nothing paid
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert store_for(redis_client).open_task_ids() == [accepted.get_json()["task_id"]]  # nothing recorded for it
+    assert keys_in(local_s3, bucket, "uploads") == []
     assert ready.status_code == 200 and ready.get_json()["storage"] == "unreachable"
 
 
