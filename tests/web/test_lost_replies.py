@@ -88,16 +88,27 @@ def test_a_503_after_the_create_ran_never_leads_to_a_provider_call(client, proxy
         assert [task.id for task in open_tasks(redis_client)] == [retry.get_json()["task_id"]]
 
 
-def test_a_create_that_never_ran_is_void_for_good(client, proxy, redis_client):
+def test_a_create_that_never_ran_is_void_for_good(client, proxy, redis_client, monkeypatch):
+    from bff.tasks.store import TaskVoided, task_key
+    from bff.web.unsettled import UnsettledCreates
+
+    unsettled = []  # the task the request could not settle in time (observed, not changed)
+    settle_later = UnsettledCreates.settle_later
+    monkeypatch.setattr(UnsettledCreates, "settle_later",
+                        lambda self, task, claim: unsettled.append(task) or settle_later(self, task, claim))
     proxy.refuse()
 
     response = client.post("/generate/text-to-model", json=BODY, headers=KEY)
 
     assert response.status_code == 503
     proxy.refuse(False)
+    [task] = unsettled
+    wait_until(lambda: redis_client.get(task_key(task.id)) == b"void", timeout=10)  # settled in the background
+    with pytest.raises(TaskVoided):
+        store_for(redis_client).create(task)  # as a create reaching Redis late would: it writes nothing
     retry = client.post("/generate/text-to-model", json=BODY, headers=KEY)
     assert retry.status_code == 202 and "Idempotent-Replayed" not in retry.headers
-    assert len(open_tasks(redis_client)) == 1
+    assert [open_task.id for open_task in open_tasks(redis_client)] == [retry.get_json()["task_id"]]
 
 
 @pytest.mark.parametrize("headers", [{}, KEY], ids=["no key", "with key"])
