@@ -63,6 +63,8 @@ def test_both_paths_answer_alike(client, redis_client):
                  f"/tasks/{model.id}/status?include=b64_json&service=tripo",
                  f"/tasks/{model.id}/status?service=openai", "/tasks/no-such-task/status?service=tripo"):
         same_answer(*both(client, path, **{"X-Forwarded-Host": "api.makeit3d.app", "X-Forwarded-Proto": "https"}))
+    fast, _ = both(client, f"/tasks/{waiting.id}/status?service=tripo")
+    assert fast.get_json()["queue_position"] == 1  # what changes without the task changing is there too
 
 
 def test_over_the_limit_both_paths_answer_alike(settings, redis_client):
